@@ -1,0 +1,115 @@
+"""The weather agent: a tool-calling loop (model -> tools -> model ...) as a LangGraph graph.
+
+`build_graph()` is the factory used by the server, tests and notebooks; the module-level
+`graph` (no checkpointer) is what `langgraph.json` points at.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphBubbleUp
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
+from langgraph.store.base import BaseStore
+
+from agent.config import AgentSettings
+from agent.models import load_chat_model
+from agent.prompts import SYSTEM_PROMPT
+from agent.state import AgentState
+from agent.tools import build_tools
+from agent.weather import WeatherSource, make_weather_source
+
+log = logging.getLogger(__name__)
+
+MODEL_NODE = "model"
+TOOLS_NODE = "tools"
+
+
+def _model_failure(error: Exception) -> dict[str, list[BaseMessage]]:
+    log.exception("chat model call failed")
+    return {
+        "messages": [
+            AIMessage(
+                content="Sorry, I couldn't reach the language model to answer that "
+                f"({type(error).__name__}). Please try again in a moment."
+            )
+        ]
+    }
+
+
+def _tool_failure(error: Exception) -> str:
+    log.error("weather tool failed: %s: %s", type(error).__name__, error)
+    return f"Sorry, the weather lookup failed unexpectedly ({type(error).__name__}: {error})."
+
+
+def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[Any, Any]:
+    bound = model.bind_tools(tools)
+
+    def prompt(state: AgentState) -> list[BaseMessage]:
+        today = datetime.now(UTC).strftime("%A %Y-%m-%d")
+        return [SystemMessage(SYSTEM_PROMPT.format(today=today)), *state["messages"]]
+
+    def call_model(state: AgentState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
+        try:
+            return {"messages": [bound.invoke(prompt(state), config)]}
+        except GraphBubbleUp:
+            raise
+        except Exception as error:  # a model outage is an answer, not a crash
+            return _model_failure(error)
+
+    async def acall_model(
+        state: AgentState, config: RunnableConfig
+    ) -> dict[str, list[BaseMessage]]:
+        try:
+            return {"messages": [await bound.ainvoke(prompt(state), config)]}
+        except GraphBubbleUp:
+            raise
+        except Exception as error:
+            return _model_failure(error)
+
+    return RunnableLambda(call_model, afunc=acall_model, name=MODEL_NODE)
+
+
+def route_after_model(state: AgentState) -> Literal["tools", "__end__"]:
+    """Run the tools the model asked for, or finish the turn."""
+    last = state["messages"][-1]
+    if isinstance(last, AIMessage) and last.tool_calls:
+        return TOOLS_NODE
+    return END
+
+
+def build_graph(
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    *,
+    model: BaseChatModel | None = None,
+    weather: WeatherSource | None = None,
+    settings: AgentSettings | None = None,
+    store: BaseStore | None = None,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Build the weather agent.
+
+    Anything not passed in comes from `settings` (by default the environment):
+    `MODEL` picks the chat model and `WEATHER_PROVIDER` the weather source.
+    """
+    settings = settings or AgentSettings()
+    model = model or load_chat_model(settings)
+    tools = build_tools(weather or make_weather_source(settings))
+
+    builder = StateGraph(AgentState)
+    builder.add_node(MODEL_NODE, _make_model_node(model, tools))
+    builder.add_node(TOOLS_NODE, ToolNode(tools, handle_tool_errors=_tool_failure))
+    builder.add_edge(START, MODEL_NODE)
+    builder.add_conditional_edges(MODEL_NODE, route_after_model)
+    builder.add_edge(TOOLS_NODE, MODEL_NODE)
+    return builder.compile(checkpointer=checkpointer, store=store, name="weather-agent")
+
+
+graph = build_graph()

@@ -1,0 +1,1 @@
+"""HTTP server: FastAPI + LangServe around the weather agent."""
