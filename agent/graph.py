@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphBubbleUp
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.store.base import BaseStore
@@ -82,8 +82,8 @@ def route_after_model(state: AgentState) -> Literal["tools", "__end__"]:
     """Run the tools the model asked for, or finish the turn."""
     last = state["messages"][-1]
     if isinstance(last, AIMessage) and last.tool_calls:
-        return TOOLS_NODE
-    return END
+        return "tools"
+    return "__end__"
 
 
 def build_graph(

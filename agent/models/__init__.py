@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
 
 from agent.config import AgentSettings
 from agent.models.offline import OfflineChatModel
@@ -24,7 +25,7 @@ def load_chat_model(settings: AgentSettings) -> BaseChatModel:
     return ChatOpenAI(
         model=name.removeprefix("openai:"),
         # Local OpenAI-compatible servers usually ignore the key, but the client needs one.
-        api_key=api_key or "not-needed",  # type: ignore[arg-type]
+        api_key=api_key or SecretStr("not-needed"),
         base_url=settings.openai_base_url,
         temperature=0,
     )

@@ -43,7 +43,7 @@ SCOPE_ANSWER = (
 )
 HELP_ANSWER = (
     "I can tell you the current weather or a forecast of up to 7 days for any city. Ask me "
-    "things like \"What's the weather in London?\", \"and tomorrow?\", \"Tokyo this weekend\" "
+    'things like "What\'s the weather in London?", "and tomorrow?", "Tokyo this weekend" '
     'or "next 3 days in New York in Fahrenheit".'
 )
 
@@ -162,9 +162,7 @@ class OfflineChatModel(BaseChatModel):
         conversation = [m for m in messages if m.type != "system"]
         if conversation and isinstance(conversation[-1], ToolMessage):
             return AIMessage(content=self._answer_from_tools(conversation))
-        last_human = next(
-            (m for m in reversed(conversation) if isinstance(m, HumanMessage)), None
-        )
+        last_human = next((m for m in reversed(conversation) if isinstance(m, HumanMessage)), None)
         if last_human is None:
             return AIMessage(content=HELP_ANSWER)
         previous = _last_weather_request(conversation)
@@ -186,7 +184,7 @@ class OfflineChatModel(BaseChatModel):
         if not place:
             return AIMessage(
                 content="Which place would you like the weather for? For example: "
-                "\"What's the weather in London?\""
+                '"What\'s the weather in London?"'
             )
         timeframe = said.timeframe
         if timeframe is None:
@@ -231,9 +229,7 @@ class OfflineChatModel(BaseChatModel):
                 break
             results.insert(0, message)
         paragraphs = [compose_from_result(_text(result)) for result in results]
-        last_human = next(
-            (m for m in reversed(conversation) if isinstance(m, HumanMessage)), None
-        )
+        last_human = next((m for m in reversed(conversation) if isinstance(m, HumanMessage)), None)
         introduced = parse_name(_text(last_human)) if last_human else None
         if introduced:
             paragraphs.insert(0, f"Nice to meet you, {introduced}!")

@@ -78,11 +78,11 @@ _PLACE_PATTERNS = [
 ]
 _BARE_PLACE = re.compile(r"^\s*(?:and\s+)?(?:in\s+)?(?P<p>[^\d?!;]{2,40}?)\s*[?.!]*\s*$", _FLAGS)
 
-_NOT_NAMES = set(
-    "fine good ok okay great well here back going looking wondering curious interested in at "
-    "from not so very just a an the planning trying asking travelling traveling tired cold hot "
-    "sorry glad happy new visiting bored hungry heading flying leaving done sure also still "
-    "currently really thinking hoping glad excited worried sick busy home alone ready".split()
+_NOT_NAMES = frozenset(
+    """fine good ok okay great well here back going looking wondering curious interested in at
+    from not so very just a an the planning trying asking travelling traveling tired cold hot
+    sorry glad happy new visiting bored hungry heading flying leaving done sure also still
+    currently really thinking hoping excited worried sick busy home alone ready""".split()
 )
 _NAME_PATTERNS = [
     re.compile(r"\bmy name is\s+(?P<n>[^\W\d_][\w'-]*)", _FLAGS),
@@ -153,7 +153,7 @@ def _clean_place(candidate: str) -> str | None:
     place = _PLACE_END.split(candidate, maxsplit=1)[0]
     place = _LEADING_FILLER.sub("", place.strip())
     place = re.sub(r"^(?:the\s+)?(?:city|town)\s+of\s+", "", place, flags=_FLAGS)
-    place = place.strip(" ,.'\"-")
+    place = place.strip(" ,.;:!?'\"-")
     if not place or len(place) > 80 or _WEATHER_WORDS.fullmatch(place):
         return None
     if place.lower() in {"it", "there", "here", "me", "you", "general", "the area", "my area"}:
@@ -169,8 +169,8 @@ def parse_place(text: str, *, allow_bare: bool = False) -> str | None:
             if place:
                 return place
     if allow_bare:
-        match = _BARE_PLACE.match(text)
-        place = _clean_place(match.group("p")) if match else None
+        bare = _BARE_PLACE.match(text)
+        place = _clean_place(bare.group("p")) if bare else None
         # A bare "Paris?" or "New York?" reads as a place; "tell me a joke" does not.
         if place and len(place.split()) <= 4 and all(_looks_like_name(w) for w in place.split()):
             return place
@@ -226,6 +226,6 @@ def understand(text: str, today: date, *, has_weather_context: bool = False) -> 
         place = parse_place(text, allow_bare=True)  # "Paris?" after a weather answer
         if place:
             return Understanding("weather", place=place, follow_up=True)
-    if timeframe is not None and timeframe != NOW:
-        return Understanding("weather", timeframe=timeframe, units=units)
+    if timeframe is not None and timeframe != NOW:  # "next 3 days in Oslo"
+        return Understanding("weather", place=parse_place(text), timeframe=timeframe, units=units)
     return Understanding("other")

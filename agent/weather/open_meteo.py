@@ -58,7 +58,9 @@ def parse_places(payload: dict[str, Any], query: str) -> Place | None:
     best = results[0]
     if wanted:
         for result in results:
-            names = {str(result.get(k, "")).casefold() for k in ("country", "admin1", "country_code")}
+            names = {
+                str(result.get(k, "")).casefold() for k in ("country", "admin1", "country_code")
+            }
             if wanted in names:
                 best = result
                 break
@@ -83,7 +85,9 @@ def forecast_params(place: Place, units: Units, days: int) -> dict[str, str | in
         "forecast_days": max(1, min(days, MAX_FORECAST_DAYS)),
     }
     if units == "imperial":
-        params.update(temperature_unit="fahrenheit", wind_speed_unit="mph", precipitation_unit="inch")
+        params.update(
+            temperature_unit="fahrenheit", wind_speed_unit="mph", precipitation_unit="inch"
+        )
     return params
 
 
@@ -136,7 +140,9 @@ def _checked_json(response: httpx.Response) -> dict[str, Any]:
     except ValueError as exc:
         raise WeatherUnavailableError("Open-Meteo sent an unreadable answer.") from exc
     if response.status_code >= 400 or (isinstance(body, dict) and body.get("error")):
-        reason = body.get("reason", f"HTTP {response.status_code}") if isinstance(body, dict) else ""
+        reason = (
+            body.get("reason", f"HTTP {response.status_code}") if isinstance(body, dict) else ""
+        )
         raise WeatherError(f"Open-Meteo refused the request: {reason}.")
     if not isinstance(body, dict):
         raise WeatherUnavailableError("Open-Meteo sent an unexpected answer.")

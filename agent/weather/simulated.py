@@ -107,8 +107,10 @@ class SimulatedWeather:
             code = _RAIN_TO_SNOW[code]
         wet = code >= 51
         precipitation = round(0.5 + 12 * _unit_hash(place, day, "mm"), 1) if wet else 0.0
-        probability = int(55 + 40 * _unit_hash(place, day, "p")) if wet else int(
-            15 * _unit_hash(place, day, "p")
+        probability = (
+            int(55 + 40 * _unit_hash(place, day, "p"))
+            if wet
+            else int(15 * _unit_hash(place, day, "p"))
         )
         wind = round(5 + 30 * _unit_hash(place.latitude, place.longitude, day, "wind"), 1)
         return DailyForecast(
