@@ -15,17 +15,21 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphBubbleUp
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.store.base import BaseStore
 
 from agent.config import AgentSettings
+from agent.facts import describe_facts, extract_facts
 from agent.models import load_chat_model
-from agent.prompts import SYSTEM_PROMPT
+from agent.prompts import SYSTEM_PROMPT, USER_FACTS_PROMPT
 from agent.state import AgentState
 from agent.tools import build_tools
 from agent.weather import WeatherSource, make_weather_source
+from session_policy.config import SessionSettings
+from session_policy.models import SessionLimits
+from session_policy.policy import CLOSE_NODE, GATE_NODE, SessionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,11 @@ def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[A
     bound = model.bind_tools(tools)
 
     def prompt(state: AgentState) -> list[BaseMessage]:
-        today = datetime.now(UTC).strftime("%A %Y-%m-%d")
-        return [SystemMessage(SYSTEM_PROMPT.format(today=today)), *state["messages"]]
+        system = SYSTEM_PROMPT.format(today=datetime.now(UTC).strftime("%A %Y-%m-%d"))
+        facts = describe_facts(state.get("user_facts") or {})
+        if facts:
+            system += USER_FACTS_PROMPT.format(facts=facts)
+        return [SystemMessage(system), *state["messages"]]
 
     def call_model(state: AgentState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
         try:
@@ -78,12 +85,12 @@ def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[A
     return RunnableLambda(call_model, afunc=acall_model, name=MODEL_NODE)
 
 
-def route_after_model(state: AgentState) -> Literal["tools", "__end__"]:
+def route_after_model(state: AgentState) -> Literal["tools", "done"]:
     """Run the tools the model asked for, or finish the turn."""
     last = state["messages"][-1]
     if isinstance(last, AIMessage) and last.tool_calls:
         return "tools"
-    return "__end__"
+    return "done"
 
 
 def build_graph(
@@ -93,11 +100,13 @@ def build_graph(
     weather: WeatherSource | None = None,
     settings: AgentSettings | None = None,
     store: BaseStore | None = None,
+    policy: SessionPolicy | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build the weather agent.
 
     Anything not passed in comes from `settings` (by default the environment):
-    `MODEL` picks the chat model and `WEATHER_PROVIDER` the weather source.
+    `MODEL` picks the chat model and `WEATHER_PROVIDER` the weather source. With a
+    `policy`, the session nodes wrap every turn: gate -> model <-> tools -> close.
     """
     settings = settings or AgentSettings()
     model = model or load_chat_model(settings)
@@ -106,10 +115,35 @@ def build_graph(
     builder = StateGraph(AgentState)
     builder.add_node(MODEL_NODE, _make_model_node(model, tools))
     builder.add_node(TOOLS_NODE, ToolNode(tools, handle_tool_errors=_tool_failure))
-    builder.add_edge(START, MODEL_NODE)
-    builder.add_conditional_edges(MODEL_NODE, route_after_model)
     builder.add_edge(TOOLS_NODE, MODEL_NODE)
+    if policy is None:
+        builder.add_edge(START, MODEL_NODE)
+        builder.add_conditional_edges(
+            MODEL_NODE, route_after_model, {"tools": TOOLS_NODE, "done": END}
+        )
+    else:
+        builder.add_node(GATE_NODE, policy.gate_node())
+        builder.add_node(CLOSE_NODE, policy.close_node())
+        builder.add_edge(START, GATE_NODE)
+        builder.add_conditional_edges(
+            GATE_NODE, policy.routes_after_gate, {"continue": MODEL_NODE, "__end__": END}
+        )
+        builder.add_conditional_edges(
+            MODEL_NODE, route_after_model, {"tools": TOOLS_NODE, "done": CLOSE_NODE}
+        )
+        builder.add_edge(CLOSE_NODE, END)
     return builder.compile(checkpointer=checkpointer, store=store, name="weather-agent")
 
 
-graph = build_graph()
+def standalone_policy() -> SessionPolicy:
+    """The policy for the graph run on its own (`langgraph dev`): sessions roll over in place."""
+    settings = SessionSettings()
+    return SessionPolicy(
+        SessionLimits.from_settings(settings),
+        on_expiry="rollover",
+        extract_facts=extract_facts,
+        facts_ttl_s=settings.user_memory_ttl,
+    )
+
+
+graph = build_graph(policy=standalone_policy())

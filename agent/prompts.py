@@ -13,3 +13,7 @@ SYSTEM_PROMPT = """You are a friendly weather assistant.
 - Remember what the user told you about themselves (such as their name) in this
   conversation.
 - Politely decline requests that are not about weather, and say what you can do."""
+
+USER_FACTS_PROMPT = """
+
+Known about the user from earlier conversations: {facts}."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import redis
 
 from agent.models import OfflineChatModel
 from agent.weather import SimulatedWeather
+from session_policy.redis_server import EmbeddedRedis
 
 # A fixed moment (a Wednesday, noon UTC) so dates and simulated numbers never drift.
 FIXED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -25,3 +28,22 @@ def offline_model() -> OfflineChatModel:
 @pytest.fixture
 def simulated_weather() -> SimulatedWeather:
     return SimulatedWeather(clock=fixed_clock)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """One embedded Redis 8 (JSON + Search) for the test session, on a free port.
+
+    Never skipped: without it the integration tests fail, so a green run means they ran.
+    """
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The shared test Redis, emptied before each test that uses it."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url

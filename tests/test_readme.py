@@ -11,9 +11,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 def test_every_setting_is_documented() -> None:
     missing = [
-        name.upper()
-        for name in AgentSettings.model_fields
-        if f"| `{name.upper()}` |" not in README
+        name.upper() for name in AgentSettings.model_fields if f"| `{name.upper()}` |" not in README
     ]
     assert missing == []
 

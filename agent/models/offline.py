@@ -78,13 +78,27 @@ def _last_weather_request(messages: Sequence[BaseMessage]) -> _WeatherRequest | 
     return None
 
 
+_REMEMBERED = re.compile(r"Known about the user[^:]*:(?P<facts>.*)")
+
+
+def _remembered(messages: Sequence[BaseMessage], fact: str) -> str | None:
+    """A fact from the system prompt's "Known about the user ..." line (earlier sessions)."""
+    for message in messages:
+        if message.type == "system":
+            match = _REMEMBERED.search(_text(message))
+            found = re.search(rf"\b{fact}: ([\w'-]+)", match["facts"]) if match else None
+            if found:
+                return found.group(1)
+    return None
+
+
 def _known_name(messages: Sequence[BaseMessage]) -> str | None:
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
             name = parse_name(_text(message))
             if name:
                 return name
-    return None
+    return _remembered(messages, "name")
 
 
 def _describe_day(day: dict[str, Any]) -> str:
@@ -169,8 +183,9 @@ class OfflineChatModel(BaseChatModel):
         today = self.clock().date()
         said = understand(_text(last_human), today, has_weather_context=previous is not None)
         if said.intent == "weather":
-            return self._weather(said, previous, tool_names, len(conversation), today)
-        return AIMessage(content=self._small_talk(said, conversation))
+            units = _remembered(messages, "preferred units") or "metric"
+            return self._weather(said, previous, tool_names, len(conversation), today, units)
+        return AIMessage(content=self._small_talk(said, messages))
 
     def _weather(
         self,
@@ -179,6 +194,7 @@ class OfflineChatModel(BaseChatModel):
         tool_names: Sequence[str],
         turn: int,
         today: date,
+        default_units: str,
     ) -> AIMessage:
         place = said.place or (previous.place if previous else None)
         if not place:
@@ -190,7 +206,7 @@ class OfflineChatModel(BaseChatModel):
         if timeframe is None:
             # "what about Paris?" keeps the time frame; a fresh question means now.
             timeframe = previous.timeframe if (previous and said.follow_up) else NOW
-        units = said.units or (previous.units if previous else "metric")
+        units = said.units or (previous.units if previous else default_units)
         wanted = CURRENT_WEATHER_TOOL if timeframe.is_now else FORECAST_TOOL
         if wanted not in tool_names:
             return AIMessage(
@@ -203,8 +219,8 @@ class OfflineChatModel(BaseChatModel):
         call = ToolCall(name=wanted, args=args, id=f"call_offline_{turn}", type="tool_call")
         return AIMessage(content="", tool_calls=[call])
 
-    def _small_talk(self, said: Understanding, conversation: Sequence[BaseMessage]) -> str:
-        name = _known_name(conversation)
+    def _small_talk(self, said: Understanding, messages: Sequence[BaseMessage]) -> str:
+        name = _known_name(messages)
         if said.intent == "introduce":
             return f"Nice to meet you, {said.name}! {HELP_ANSWER}"
         if said.intent == "ask_name":

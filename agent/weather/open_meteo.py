@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from agent.weather.base import MAX_FORECAST_DAYS
+from agent.weather.gazetteer import us_states
 from agent.weather.models import (
     CurrentConditions,
     DailyForecast,
@@ -43,8 +44,10 @@ DAILY_FIELDS = (
 def geocoding_params(query: str) -> dict[str, str | int]:
     name, _, qualifier = (part.strip() for part in query.partition(","))
     params: dict[str, str | int] = {"name": name, "count": 10, "language": "en", "format": "json"}
-    if len(qualifier) == 2 and qualifier.isalpha():
-        params["countryCode"] = qualifier.upper()
+    code = qualifier.upper()
+    # "Paris, TX" names a US state, not a country: filter on the results instead.
+    if len(code) == 2 and code.isalpha() and code not in us_states():
+        params["countryCode"] = code
     return params
 
 
@@ -53,26 +56,31 @@ def parse_places(payload: dict[str, Any], query: str) -> Place | None:
     results: list[dict[str, Any]] = payload.get("results") or []
     if not results:
         return None
-    _, _, qualifier = query.partition(",")
-    wanted = qualifier.strip().casefold()
+    qualifier = query.partition(",")[2].strip()
+    wanted = {qualifier.casefold()} - {""}
+    state = us_states().get(qualifier.upper())
+    if state:
+        wanted.add(state.casefold())
     best = results[0]
-    if wanted:
-        for result in results:
-            names = {
-                str(result.get(k, "")).casefold() for k in ("country", "admin1", "country_code")
-            }
-            if wanted in names:
-                best = result
-                break
-    return Place(
-        name=best["name"],
-        latitude=float(best["latitude"]),
-        longitude=float(best["longitude"]),
-        country=best.get("country", ""),
-        region=best.get("admin1", ""),
-        timezone=best.get("timezone") or "UTC",
-        population=int(best.get("population") or 0),
-    )
+    for result in results if wanted else ():
+        names = {str(result.get(k, "")).casefold() for k in ("country", "admin1", "country_code")}
+        if wanted & names:
+            best = result
+            break
+    try:
+        return Place(
+            name=str(best["name"]),
+            latitude=float(best["latitude"]),
+            longitude=float(best["longitude"]),
+            country=best.get("country", ""),
+            region=best.get("admin1", ""),
+            timezone=best.get("timezone") or "UTC",
+            population=int(best.get("population") or 0),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeatherUnavailableError(
+            "Open-Meteo sent a place I could not read, so I can't report the weather right now."
+        ) from exc
 
 
 def forecast_params(place: Place, units: Units, days: int) -> dict[str, str | int | float]:
@@ -91,6 +99,16 @@ def forecast_params(place: Place, units: Units, days: int) -> dict[str, str | in
     return params
 
 
+def _complete_days(daily: dict[str, Any]) -> list[str]:
+    """The dates with data: Open-Meteo sends nulls for days beyond a model's range."""
+    days: list[str] = []
+    for i, day in enumerate(daily.get("time", [])):
+        if daily["temperature_2m_max"][i] is None or daily["temperature_2m_min"][i] is None:
+            break
+        days.append(day)
+    return days
+
+
 def parse_forecast(payload: dict[str, Any], place: Place, units: Units) -> Forecast:
     try:
         now = payload["current"]
@@ -100,8 +118,8 @@ def parse_forecast(payload: dict[str, Any], place: Place, units: Units) -> Forec
             feels_like=float(now.get("apparent_temperature", now["temperature_2m"])),
             humidity=int(now.get("relative_humidity_2m") or 0),
             wind_speed=float(now.get("wind_speed_10m") or 0.0),
-            weather_code=int(now.get("weather_code") or 0),
-            description=describe(now.get("weather_code")),
+            weather_code=int(now["weather_code"]),
+            description=describe(now["weather_code"]),
         )
         daily_payload = payload.get("daily") or {}
         daily = [
@@ -117,7 +135,7 @@ def parse_forecast(payload: dict[str, Any], place: Place, units: Units) -> Forec
                 weather_code=int(daily_payload["weather_code"][i] or 0),
                 description=describe(daily_payload["weather_code"][i]),
             )
-            for i, day in enumerate(daily_payload.get("time", []))
+            for i, day in enumerate(_complete_days(daily_payload))
         ]
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WeatherUnavailableError(
@@ -130,7 +148,7 @@ def parse_forecast(payload: dict[str, Any], place: Place, units: Units) -> Forec
 
 def _checked_json(response: httpx.Response) -> dict[str, Any]:
     """The JSON body, or a WeatherError that says what went wrong in plain words."""
-    if response.status_code >= 500:
+    if response.status_code >= 500 or response.status_code == 429:
         raise WeatherUnavailableError(
             f"The weather service Open-Meteo is having trouble (HTTP {response.status_code}); "
             "please try again in a moment."
@@ -140,9 +158,9 @@ def _checked_json(response: httpx.Response) -> dict[str, Any]:
     except ValueError as exc:
         raise WeatherUnavailableError("Open-Meteo sent an unreadable answer.") from exc
     if response.status_code >= 400 or (isinstance(body, dict) and body.get("error")):
-        reason = (
-            body.get("reason", f"HTTP {response.status_code}") if isinstance(body, dict) else ""
-        )
+        reason = f"HTTP {response.status_code}"
+        if isinstance(body, dict):
+            reason = str(body.get("reason", reason)).rstrip(". ")
         raise WeatherError(f"Open-Meteo refused the request: {reason}.")
     if not isinstance(body, dict):
         raise WeatherUnavailableError("Open-Meteo sent an unexpected answer.")
@@ -217,6 +235,7 @@ class OpenMeteoWeather:
             self._client.close()
         if self._async_client is not None:
             await self._async_client.aclose()
+        self._client = self._async_client = None
 
 
 _HEADERS = {"User-Agent": "weather-agent/0.1 (LangGraph weather agent)"}

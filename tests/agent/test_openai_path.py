@@ -15,10 +15,17 @@ from typing import Any
 
 import openai
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import OpenAIAPIError, OpenAIConnectionError
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import SecretStr
 
 from agent import AgentSettings, build_graph
 from agent.config import DEFAULT_OPENAI_MODEL
@@ -28,6 +35,8 @@ from agent.weather import SimulatedWeather
 from tests.agent.openai_stub import Failure, OpenAIStub, RecordedRequest
 
 Graph = CompiledStateGraph[Any, Any, Any, Any]
+StreamItem = tuple[BaseMessage, dict[str, Any]]
+"""What `stream_mode="messages"` yields: a message (chunk) and its run metadata."""
 
 QUESTION = "What's the weather in London right now?"
 MODEL_NAME = "gpt-4o-mini"
@@ -178,8 +187,17 @@ async def test_ainvoke_completes_the_weather_loop_through_openai(
     assert_loop_state(state["messages"], temperature)
 
 
+def message_item(payload: object) -> StreamItem:
+    """A `messages` stream payload, checked to be (message, metadata)."""
+    assert isinstance(payload, tuple)
+    message, metadata = payload
+    assert isinstance(message, BaseMessage)
+    assert isinstance(metadata, dict)
+    return message, metadata
+
+
 def split_stream(
-    items: list[tuple[BaseMessage, dict[str, Any]]],
+    items: list[StreamItem],
 ) -> tuple[list[AIMessageChunk], list[ToolMessage], list[AIMessageChunk]]:
     """`messages` stream items -> (chunks of the tool call, tool results, answer chunks)."""
     before: list[AIMessageChunk] = []
@@ -196,9 +214,7 @@ def split_stream(
     return before, tools, after
 
 
-def assert_streamed_loop(
-    items: list[tuple[BaseMessage, dict[str, Any]]], temperature: str
-) -> None:
+def assert_streamed_loop(items: list[StreamItem], temperature: str) -> None:
     tool_call_chunks, tool_results, answer_chunks = split_stream(items)
 
     # The tool call arrived in pieces: the name first, then the arguments bit by bit.
@@ -238,9 +254,9 @@ async def test_astream_messages_streams_tokens_over_sse(
     graph = openai_graph(openai_stub, simulated_weather)
     temperature = expected_temperature(simulated_weather)
 
-    items: list[tuple[BaseMessage, dict[str, Any]]] = []
-    async for message, metadata in graph.astream(user_input(), stream_mode="messages"):
-        items.append((message, metadata))
+    items: list[StreamItem] = []
+    async for payload in graph.astream(user_input(), stream_mode="messages"):
+        items.append(message_item(payload))
 
     assert_streamed_loop(items, temperature)
     requests = openai_stub.requests
@@ -254,9 +270,11 @@ def test_stream_yields_answer_tokens_before_the_model_node_finishes(
     graph = openai_graph(openai_stub, simulated_weather)
     temperature = expected_temperature(simulated_weather)
 
-    events = list(graph.stream(user_input(), stream_mode=["messages", "updates"]))
+    events: list[tuple[str, Any]] = []
+    for mode, payload in graph.stream(user_input(), stream_mode=["messages", "updates"]):
+        events.append((mode, payload))
 
-    items = [payload for mode, payload in events if mode == "messages"]
+    items = [message_item(payload) for mode, payload in events if mode == "messages"]
     assert_streamed_loop(items, temperature)
     assert [r.body.get("stream") for r in openai_stub.requests] == [True, True]
 
@@ -343,7 +361,10 @@ async def test_http_503_while_streaming_becomes_an_apology(
     openai_stub.fail_with(Failure(status=503, should_retry=False))
     graph = openai_graph(openai_stub, simulated_weather)
 
-    items = [item async for item in graph.astream(user_input(), stream_mode="messages")]
+    items = [
+        message_item(payload)
+        async for payload in graph.astream(user_input(), stream_mode="messages")
+    ]
 
     [(apology, metadata)] = items
     assert metadata["langgraph_node"] == "model"
@@ -399,7 +420,7 @@ def test_empty_model_with_a_key_means_gpt_4o_mini(monkeypatch: pytest.MonkeyPatc
     assert settings.resolved_model == f"openai:{DEFAULT_OPENAI_MODEL}" == "openai:gpt-4o-mini"
     assert isinstance(model, ChatOpenAI)
     assert model.model_name == "gpt-4o-mini"
-    assert model.openai_api_key is not None
+    assert isinstance(model.openai_api_key, SecretStr)
     assert model.openai_api_key.get_secret_value() == "sk-from-env"
     assert model.temperature == 0
 

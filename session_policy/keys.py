@@ -1,0 +1,46 @@
+"""Every Redis key the service uses, named in one place.
+
+A session's keys share the hash tag `{<session id>}` and a user's keys `{<user id>}`, so
+each group lands in one slot. User ids are validated (no `:`, `*`, `{`, spaces...), so no
+key of one user or session can be a prefix or pattern match of another's.
+"""
+
+from __future__ import annotations
+
+PREFIX = "wa"
+
+# Field of the session meta hash holding the session's hard deadline (epoch ms):
+# start + SESSION_DURATION. Thread data expires then at the latest, whatever happens.
+EXPIRES_AT_FIELD = "expiresAt"
+
+
+def thread(thread_id: str) -> str:
+    """The one hash holding a thread's checkpoints, channel values and pending writes."""
+    return f"{PREFIX}:{{{thread_id}}}:thread"
+
+
+def session_meta(session_id: str) -> str:
+    """Hash: userId, startTime, lastActivity, conversationCount, expiresAt, backend."""
+    return f"{PREFIX}:{{{session_id}}}:meta"
+
+
+def ended_record(session_id: str) -> str:
+    """JSON record of an ended session, kept for SESSION_HISTORY_RETENTION."""
+    return f"{PREFIX}:{{{session_id}}}:ended"
+
+
+def user_active(user_id: str) -> str:
+    """String: the user's active session id (at most one)."""
+    return f"{PREFIX}:user:{{{user_id}}}:active"
+
+
+def user_ended(user_id: str) -> str:
+    """Sorted set of the user's ended session ids, scored by end time (ms)."""
+    return f"{PREFIX}:user:{{{user_id}}}:ended"
+
+
+DEADLINES = f"{PREFIX}:deadlines"
+"""Sorted set of active session ids scored by when they next expire (ms): cleanup's index."""
+
+STATS = f"{PREFIX}:stats"
+"""Hash of counters: sessions ended by reason, cleanup runs, last run and its duration."""

@@ -1,0 +1,136 @@
+"""The session index in process memory: the fallback while Redis is unreachable.
+
+Same behaviour as the Redis store for one process; its sessions die with the process
+(which ends them with reason `shutdown` when it stops cleanly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from session_policy.models import Backend, EndedSession, EndReason, Session, SessionLimits
+from session_policy.redis_store import _stats
+
+
+class MemorySessionStore:
+    """Sessions in a dict; ending one deletes its thread from `saver` (an in-memory saver)."""
+
+    backend: Backend = "memory"
+
+    def __init__(
+        self, saver: BaseCheckpointSaver[Any], limits: SessionLimits, *, retention_ms: int
+    ) -> None:
+        self.saver = saver
+        self.limits = limits
+        self.retention_ms = retention_ms
+        self._sessions: dict[str, Session] = {}
+        self._active: dict[str, str] = {}  # user id -> session id
+        self._ended: dict[str, EndedSession] = {}
+        self._counters: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    async def get_or_start(self, user_id: str, now_ms: int) -> Session:
+        async with self._lock:
+            current = self._active.get(user_id)
+            if current in self._sessions:
+                return self._sessions[current]
+            start = now_ms
+            while f"session:{user_id}:{start}" in self._ended:
+                start += 1
+            expires = start + self.limits.duration_ms
+            session = Session(
+                session_id=f"session:{user_id}:{start}",
+                user_id=user_id,
+                start_ms=start,
+                last_activity_ms=start,
+                conversation_count=0,
+                expires_at_ms=expires,
+                inactive_at_ms=min(expires, start + self.limits.inactivity_ms),
+                backend="memory",
+            )
+            self._sessions[session.session_id] = session
+            self._active[user_id] = session.session_id
+            return session
+
+    async def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    async def active(self, user_id: str) -> Session | None:
+        return self._sessions.get(self._active.get(user_id, ""))
+
+    async def record_turn(
+        self, session_id: str, now_ms: int, conversation_count: int
+    ) -> Session | None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        updated = replace(
+            session,
+            last_activity_ms=now_ms,
+            conversation_count=conversation_count,
+            inactive_at_ms=min(session.expires_at_ms, now_ms + self.limits.inactivity_ms),
+        )
+        self._sessions[session_id] = updated
+        return updated
+
+    async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:
+        async with self._lock:
+            session = self._sessions.pop(session_id, None)
+            if session is None:
+                return None
+            if self._active.get(session.user_id) == session_id:
+                del self._active[session.user_id]
+            await self.saver.adelete_thread(session_id)
+            record = EndedSession(
+                sessionId=session_id,
+                userId=session.user_id,
+                startTime=session.start_ms,
+                endTime=now_ms,
+                conversationCount=session.conversation_count,
+                endReason=reason,
+            )
+            self._ended[session_id] = record
+            self._prune(now_ms)
+            key = f"ended:{reason}"
+            self._counters[key] = str(int(self._counters.get(key, 0)) + 1)
+            return record
+
+    def _prune(self, now_ms: int) -> None:
+        cutoff = now_ms - self.retention_ms
+        for session_id in [s for s, r in self._ended.items() if r.endTime <= cutoff]:
+            del self._ended[session_id]
+
+    async def sweep(self, now_ms: int) -> list[EndedSession]:
+        ended = []
+        for session in list(self._sessions.values()):
+            reason = session.expired_reason(now_ms)
+            if reason:
+                record = await self.end(session.session_id, reason, now_ms)
+                if record:
+                    ended.append(record)
+        self._prune(now_ms)
+        return ended
+
+    async def ended(self, user_id: str, limit: int) -> list[EndedSession]:
+        records = [r for r in self._ended.values() if r.userId == user_id]
+        return sorted(records, key=lambda r: r.endTime, reverse=True)[: max(limit, 1)]
+
+    async def ended_record(self, session_id: str) -> EndedSession | None:
+        return self._ended.get(session_id)
+
+    async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None:
+        self._counters["cleanup:runs"] = str(int(self._counters.get("cleanup:runs", 0)) + 1)
+        self._counters["cleanup:lastRun"] = str(now_ms)
+        self._counters["cleanup:lastDurationMs"] = str(round(duration_ms, 3))
+        self._counters["cleanup:lastEnded"] = str(ended)
+
+    async def stats(self) -> dict[str, Any]:
+        return _stats(self._counters, len(self._sessions))

@@ -1,0 +1,50 @@
+"""The session index interface, implemented on Redis (`redis_store`) and in memory (`memory_store`).
+
+The index knows which session is active for each user, when each one next expires, and
+the records of ended sessions. Ending a session also deletes its thread data, so the
+index is where "a session's data leaves storage at once" is enforced.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from session_policy.models import Backend, EndedSession, EndReason, Session
+
+
+class SessionStore(Protocol):
+    backend: Backend
+
+    async def get_or_start(self, user_id: str, now_ms: int) -> Session:
+        """The user's active session, or a new one; atomic (one session per user)."""
+        ...
+
+    async def get(self, session_id: str) -> Session | None: ...
+
+    async def active(self, user_id: str) -> Session | None: ...
+
+    async def record_turn(
+        self, session_id: str, now_ms: int, conversation_count: int
+    ) -> Session | None:
+        """Note a finished conversation; None if the session ended meanwhile."""
+        ...
+
+    async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:
+        """End the session once: delete its data, keep its record. None if already ended."""
+        ...
+
+    async def sweep(self, now_ms: int) -> list[EndedSession]:
+        """End every session whose duration or inactivity deadline has passed."""
+        ...
+
+    async def ended(self, user_id: str, limit: int) -> list[EndedSession]:
+        """The user's ended-session records, newest first."""
+        ...
+
+    async def ended_record(self, session_id: str) -> EndedSession | None: ...
+
+    async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None: ...
+
+    async def stats(self) -> dict[str, Any]:
+        """activeSessions, endedByReason, cleanup {runs, lastRun, lastDurationMs, lastEnded}."""
+        ...
