@@ -1,12 +1,14 @@
 """The weather agent: a tool-calling loop (model -> tools -> model ...) as a LangGraph graph.
 
 `build_graph()` is the factory used by the server, tests and notebooks; the module-level
-`graph` (no checkpointer) is what `langgraph.json` points at.
+`graph` (no checkpointer, sessions rolling over in place) is what `langgraph.json` points
+at. It is built on first access.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -146,4 +148,14 @@ def standalone_policy() -> SessionPolicy:
     )
 
 
-graph = build_graph(policy=standalone_policy())
+@cache
+def _standalone_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
+    return build_graph(policy=standalone_policy())
+
+
+def __getattr__(name: str) -> Any:
+    # `graph` (for langgraph.json) is built on first access, not at import: importing the
+    # package must not read the environment or fail on a bad setting.
+    if name == "graph":
+        return _standalone_graph()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,59 @@
+"""The service's one settings object, and start-up validation with readable errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.config import AgentSettings
+from session_policy.config import SessionSettings
+
+
+class Settings(AgentSettings, SessionSettings):
+    """Everything the service reads from the environment (see the README's table)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names each variable and what it accepts."""
+
+
+def _allowed(settings_class: type[BaseSettings], field: str) -> str:
+    info = settings_class.model_fields.get(field)
+    if info is None:
+        return ""
+    bounds: dict[str, Any] = {}
+    for constraint in info.metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            if getattr(constraint, name, None) is not None:
+                bounds[name] = getattr(constraint, name)
+    if "ge" in bounds and "le" in bounds:
+        return f"allowed: {bounds['ge']} to {bounds['le']}"
+    parts = [
+        f"{'>=' if n == 'ge' else '>' if n == 'gt' else '<=' if n == 'le' else '<'} {v}"
+        for n, v in bounds.items()
+    ]
+    return f"allowed: {', '.join(parts)}" if parts else ""
+
+
+def describe(error: ValidationError, settings_class: type[BaseSettings]) -> str:
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        variable = field.upper()
+        shown = problem.get("input")
+        allowed = _allowed(settings_class, field)
+        detail = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}={shown!r}: {detail}" + (f" ({allowed})" if allowed else ""))
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, `.env` and `overrides`; `ConfigError` if invalid."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe(error, Settings)) from None

@@ -1,0 +1,275 @@
+"""The session manager: puts each user message into the user's session and runs the agent.
+
+Per message: find or atomically start the user's session (Redis, or memory while Redis is
+down), run the graph on that session's thread, then act on the policy nodes' verdict:
+record the conversation, or end the session. A message that finds its session ended is
+answered in a new session, so no message is lost; the same holds when Redis fails in the
+middle of a turn (the message is answered again from memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+
+from session_policy.ids import validate_user_id
+from session_policy.models import Backend, EndedSession, EndReason, Session, iso
+from session_policy.storage import REDIS_DOWN, Backing, Storage
+
+log = logging.getLogger(__name__)
+
+Graph = CompiledStateGraph[Any, Any, Any, Any]
+GraphFactory = Callable[[Backing], Graph]
+MAX_ATTEMPTS = 4  # expired session, ended by the gate, Redis failing: each costs one retry
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """The outcome of one conversation (a user message and the agent's reply)."""
+
+    response: str
+    user_id: str
+    session_id: str
+    conversation_count: int
+    session_status: Literal["active", "ended"]
+    end_reason: EndReason | None
+    timestamp_ms: int
+    storage: Backend
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "response": self.response,
+            "userId": self.user_id,
+            "sessionId": self.session_id,
+            "conversationCount": self.conversation_count,
+            "sessionStatus": self.session_status,
+            "endReason": self.end_reason,
+            "timestamp": iso(self.timestamp_ms),
+            "storage": self.storage,
+        }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SessionManager:
+    """Runs conversations in sessions. One instance per process."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        graph_factory: GraphFactory,
+        *,
+        clock_ms: Callable[[], int] = _now_ms,
+        end_sessions_on_shutdown: bool = False,
+    ) -> None:
+        self.storage = storage
+        self.graph_factory = graph_factory
+        self.clock_ms = clock_ms
+        self.end_sessions_on_shutdown = end_sessions_on_shutdown
+        self._graphs: dict[Backend, Graph] = {}
+        self._served: set[str] = set()  # Redis sessions this process ran turns in
+
+    def graph(self, backing: Backing) -> Graph:
+        if backing.name not in self._graphs:
+            self._graphs[backing.name] = self.graph_factory(backing)
+        return self._graphs[backing.name]
+
+    # --- finding sessions ---------------------------------------------------------------
+
+    async def session_for(self, user_id: str) -> tuple[Backing, Session]:
+        """The user's active session (memory first: one started during an outage) or a new one."""
+        memory = self.storage.memory
+        session = await memory.sessions.active(user_id)
+        if session is not None:
+            return memory, session
+        redis_backing = self.storage.redis
+        if self.storage.mode == "redis" and redis_backing is not None:
+            try:
+                return redis_backing, await redis_backing.sessions.get_or_start(
+                    user_id, self.clock_ms()
+                )
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+        return memory, await memory.sessions.get_or_start(user_id, self.clock_ms())
+
+    async def active_sessions(self, user_id: str) -> list[Session]:
+        validate_user_id(user_id)
+        found = []
+        for backing in self._backings():
+            try:
+                session = await backing.sessions.active(user_id)
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+                continue
+            if session is not None:
+                found.append(session)
+        return found
+
+    def _backings(self) -> list[Backing]:
+        backings = [self.storage.memory]
+        if self.storage.redis is not None and self.storage.mode == "redis":
+            backings.insert(0, self.storage.redis)
+        return backings
+
+    # --- conversations -----------------------------------------------------------------
+
+    async def chat(self, user_id: str, message: str) -> TurnResult:
+        """One conversation, answered in full."""
+        async for event in self.turn(user_id, message, stream=False):
+            if isinstance(event, TurnResult):
+                return event
+        raise AssertionError("turn() always ends with a TurnResult")
+
+    async def turn(
+        self, user_id: str, message: str, *, stream: bool = True
+    ) -> AsyncIterator[str | TurnResult]:
+        """The answer's tokens as they come (when `stream`), then the `TurnResult`."""
+        validate_user_id(user_id)
+        for _ in range(MAX_ATTEMPTS):
+            backing, session = await self.session_for(user_id)
+            expired = session.expired_reason(self.clock_ms())
+            if expired:
+                await self.end_session(backing, session.session_id, expired)
+                continue
+            state: dict[str, Any] | None = None
+            try:
+                async for event in self._run(backing, session, message, stream):
+                    if isinstance(event, str):
+                        yield event
+                    else:
+                        state = event
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+                continue
+            assert state is not None
+            result = await self._settle(backing, session, state)
+            if result is not None:
+                yield result
+                return
+        raise RuntimeError(f"could not place a message of {user_id!r} in a session")
+
+    async def _run(
+        self, backing: Backing, session: Session, message: str, stream: bool
+    ) -> AsyncIterator[str | dict[str, Any]]:
+        graph = self.graph(backing)
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": session.session_id,
+                "user_id": session.user_id,
+                "session_started_at": session.start_ms,
+            }
+        }
+        human = HumanMessage(message, response_metadata={"timestamp": self.clock_ms()})
+        if not stream:
+            yield await graph.ainvoke({"messages": [human]}, config)
+            return
+        state: dict[str, Any] = {}
+        async for mode, payload in graph.astream(
+            {"messages": [human]}, config, stream_mode=["messages", "values"]
+        ):
+            if mode == "values":
+                state = cast(dict[str, Any], payload)
+                continue
+            chunk, metadata = cast(tuple[Any, dict[str, Any]], payload)
+            from_model = metadata.get("langgraph_node") == "model"
+            if from_model and isinstance(chunk, AIMessageChunk) and chunk.text:
+                yield chunk.text
+        yield state
+
+    async def _settle(
+        self, backing: Backing, session: Session, state: dict[str, Any]
+    ) -> TurnResult | None:
+        """Act on the policy's verdict; None means "answer again in a new session"."""
+        verdict = state.get("session") or {}
+        if not verdict.get("answered"):
+            await self.end_session(
+                backing, session.session_id, verdict.get("end_reason") or "duration"
+            )
+            return None
+        now = self.clock_ms()
+        count = int(verdict.get("conversation_count", session.conversation_count + 1))
+        status: Literal["active", "ended"] = "active"
+        end_reason: EndReason | None = None
+        if verdict.get("status") == "ended":
+            status = "ended"
+            end_reason = verdict.get("end_reason") or "conversation_limit"
+            await self.end_session(backing, session.session_id, end_reason or "conversation_limit")
+        else:
+            try:
+                recorded = await backing.sessions.record_turn(session.session_id, now, count)
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+                recorded = None
+            if recorded is None:  # ended meanwhile (manual end, cleanup): data is gone
+                status = "ended"
+        if backing.name == "redis":
+            self._served.add(session.session_id)
+        messages: list[BaseMessage] = state["messages"]
+        return TurnResult(
+            response=messages[-1].text,
+            user_id=session.user_id,
+            session_id=session.session_id,
+            conversation_count=count,
+            session_status=status,
+            end_reason=end_reason,
+            timestamp_ms=now,
+            storage=backing.name,
+        )
+
+    # --- ending sessions -----------------------------------------------------------------
+
+    async def end_session(
+        self, backing: Backing, session_id: str, reason: EndReason
+    ) -> EndedSession | None:
+        try:
+            record = await backing.sessions.end(session_id, reason, self.clock_ms())
+        except REDIS_DOWN as error:
+            self.storage.mark_down(error)
+            return None
+        self._served.discard(session_id)
+        if record is not None:
+            log.info(
+                "session ended: %s user=%s reason=%s conversations=%d duration=%.1fs",
+                session_id,
+                record.userId,
+                reason,
+                record.conversationCount,
+                record.duration,
+            )
+        return record
+
+    async def end_user_sessions(self, user_id: str, reason: EndReason = "manual") -> list[str]:
+        """End every active session of the user; their data is gone when this returns."""
+        validate_user_id(user_id)
+        ended = []
+        for backing in self._backings():
+            try:
+                session = await backing.sessions.active(user_id)
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+                continue
+            if session and await self.end_session(backing, session.session_id, reason):
+                ended.append(session.session_id)
+        return ended
+
+    async def shutdown(self) -> list[str]:
+        """End memory sessions (and, if configured, the Redis sessions this process served)."""
+        ended = []
+        memory = self.storage.memory
+        for session in list(getattr(memory.sessions, "sessions", [])):
+            if await self.end_session(memory, session.session_id, "shutdown"):
+                ended.append(session.session_id)
+        if self.end_sessions_on_shutdown and self.storage.redis is not None:
+            for session_id in list(self._served):
+                if await self.end_session(self.storage.redis, session_id, "shutdown"):
+                    ended.append(session_id)
+        return ended

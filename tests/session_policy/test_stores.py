@@ -1,0 +1,171 @@
+"""The session index contract, run against both stores (Redis and the memory fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from langgraph.checkpoint.memory import InMemorySaver
+
+from session_policy import keys
+from session_policy.memory_store import MemorySessionStore
+from session_policy.models import SessionLimits
+from session_policy.redis_store import RedisSessionStore
+from session_policy.store import SessionStore
+
+LIMITS = SessionLimits(duration_ms=60_000, inactivity_ms=20_000, max_conversations=5)
+T0 = 1_900_000_000_000  # a fixed "now" in ms; TTLs land safely in the future
+RETENTION_MS = 3_600_000
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[SessionStore]:
+    if request.param == "memory":
+        yield MemorySessionStore(InMemorySaver(), LIMITS, retention_ms=RETENTION_MS)
+        return
+    client = aioredis.Redis.from_url(redis_url)
+    yield RedisSessionStore(client, LIMITS, retention_ms=RETENTION_MS)
+    await client.aclose()
+
+
+async def test_start_is_atomic(store: SessionStore) -> None:
+    sessions = await asyncio.gather(*(store.get_or_start("alice", T0 + i) for i in range(20)))
+    assert {s.session_id for s in sessions} == {f"session:alice:{T0}"}
+    assert (await store.stats())["activeSessions"] == 1
+
+
+async def test_new_session_fields(store: SessionStore) -> None:
+    session = await store.get_or_start("bob", T0)
+    assert session.session_id == f"session:bob:{T0}"
+    assert (session.start_ms, session.last_activity_ms, session.conversation_count) == (T0, T0, 0)
+    assert session.expires_at_ms == T0 + 60_000
+    assert session.inactive_at_ms == T0 + 20_000
+    assert session.ends_by == "inactivity"
+    assert await store.active("bob") == session
+    assert await store.get(session.session_id) == session
+
+
+async def test_activity_moves_the_inactivity_deadline_but_never_the_duration(
+    store: SessionStore,
+) -> None:
+    session = await store.get_or_start("carol", T0)
+    updated = await store.record_turn(session.session_id, T0 + 50_000, 3)
+    assert updated is not None
+    assert updated.conversation_count == 3
+    assert updated.last_activity_ms == T0 + 50_000
+    assert updated.expires_at_ms == T0 + 60_000  # activity does not extend the session
+    assert updated.inactive_at_ms == T0 + 60_000  # capped by the duration
+    assert updated.ends_by == "duration"
+
+
+async def test_end_once_keeps_a_record(store: SessionStore) -> None:
+    session = await store.get_or_start("dave", T0)
+    await store.record_turn(session.session_id, T0 + 1000, 2)
+    ends = await asyncio.gather(
+        *(store.end(session.session_id, "manual", T0 + 5000) for _ in range(10))
+    )
+    records = [r for r in ends if r is not None]
+    assert len(records) == 1
+    record = records[0]
+    assert (record.sessionId, record.userId, record.endReason) == (
+        session.session_id,
+        "dave",
+        "manual",
+    )
+    assert (record.startTime, record.endTime, record.conversationCount) == (T0, T0 + 5000, 2)
+    assert record.duration == 5.0
+    assert await store.active("dave") is None
+    assert await store.get(session.session_id) is None
+    assert await store.ended_record(session.session_id) == record
+    assert await store.ended("dave", 10) == [record]
+    assert await store.record_turn(session.session_id, T0 + 6000, 3) is None
+    stats = await store.stats()
+    assert stats["endedByReason"]["manual"] == 1
+    assert stats["activeSessions"] == 0
+
+
+async def test_next_session_gets_a_new_id_even_in_the_same_millisecond(
+    store: SessionStore,
+) -> None:
+    first = await store.get_or_start("erin", T0)
+    await store.end(first.session_id, "manual", T0)
+    second = await store.get_or_start("erin", T0)
+    assert second.session_id != first.session_id
+    assert second.session_id == f"session:erin:{T0 + 1}"
+
+
+async def test_sweep_ends_by_the_right_reason(store: SessionStore) -> None:
+    idle = await store.get_or_start("idle", T0)
+    busy = await store.get_or_start("busy", T0)
+    fresh = await store.get_or_start("fresh", T0 + 50_000)
+    await store.record_turn(busy.session_id, T0 + 15_000, 1)
+    await store.record_turn(busy.session_id, T0 + 30_000, 2)
+    await store.record_turn(busy.session_id, T0 + 45_000, 3)
+
+    ended = await store.sweep(T0 + 21_000)
+    assert [(r.sessionId, r.endReason) for r in ended] == [(idle.session_id, "inactivity")]
+    assert await store.sweep(T0 + 21_000) == []  # exactly once
+
+    ended = await store.sweep(T0 + 60_000)
+    assert [(r.sessionId, r.endReason) for r in ended] == [(busy.session_id, "duration")]
+    assert await store.active("fresh") == fresh
+    stats = await store.stats()
+    assert stats["endedByReason"]["inactivity"] == 1
+    assert stats["endedByReason"]["duration"] == 1
+    assert stats["activeSessions"] == 1
+
+
+async def test_ids_never_match_by_prefix(store: SessionStore) -> None:
+    one = await store.get_or_start("1", T0)
+    twelve = await store.get_or_start("12", T0)
+    await store.end(twelve.session_id, "manual", T0 + 1)
+    assert await store.active("1") == one
+    assert await store.ended("1", 10) == []
+    assert [r.userId for r in await store.ended("12", 10)] == ["12"]
+
+
+async def test_ended_history_newest_first_and_limited(store: SessionStore) -> None:
+    for i in range(4):
+        session = await store.get_or_start("frank", T0 + i * 10)
+        await store.end(session.session_id, "manual", T0 + i * 10 + 5)
+    history = await store.ended("frank", 3)
+    assert [r.endTime for r in history] == [T0 + 35, T0 + 25, T0 + 15]
+
+
+async def test_cleanup_statistics(store: SessionStore) -> None:
+    await store.note_cleanup(T0, 1.5, 3)
+    await store.note_cleanup(T0 + 1000, 0.5, 0)
+    cleanup = (await store.stats())["cleanup"]
+    assert cleanup["runs"] == 2
+    assert cleanup["lastEnded"] == 0
+    assert cleanup["lastDurationMs"] == 0.5
+    assert cleanup["lastRun"].endswith("Z")
+
+
+async def test_redis_keys_expire_by_themselves(redis_url: str) -> None:
+    """The TTL backstop: every key of a session expires even if no server ever runs again."""
+    client = aioredis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client, LIMITS, retention_ms=RETENTION_MS, grace_ms=60_000)
+    session = await store.get_or_start("gina", T0)
+    expected = T0 + 60_000 + 60_000
+    assert await client.pexpiretime(keys.session_meta(session.session_id)) == expected
+    assert await client.pexpiretime(keys.user_active("gina")) == expected
+    await store.end(session.session_id, "manual", T0 + 10)
+    ttl = await client.pttl(keys.ended_record(session.session_id))
+    assert 0 < ttl <= RETENTION_MS
+    assert 0 < await client.pttl(keys.user_ended("gina")) <= RETENTION_MS
+    await client.aclose()
+
+
+async def test_ended_record_expires_after_retention(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client, LIMITS, retention_ms=300)
+    session = await store.get_or_start("hank", T0)
+    await store.end(session.session_id, "manual", T0 + 10)
+    assert await store.ended_record(session.session_id) is not None
+    await asyncio.sleep(0.5)
+    assert await store.ended_record(session.session_id) is None
+    assert await store.ended("hank", 10) == []
+    await client.aclose()
