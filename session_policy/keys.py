@@ -24,18 +24,13 @@ def session_meta(session_id: str) -> str:
     return f"{PREFIX}:{{{session_id}}}:meta"
 
 
-def ended_record(session_id: str) -> str:
-    """JSON record of an ended session, kept for SESSION_HISTORY_RETENTION."""
-    return f"{PREFIX}:{{{session_id}}}:ended"
-
-
 def user_active(user_id: str) -> str:
     """String: the user's active session id (at most one)."""
     return f"{PREFIX}:user:{{{user_id}}}:active"
 
 
 def user_ended(user_id: str) -> str:
-    """Sorted set of the user's ended session ids, scored by end time (ms)."""
+    """Hash of the user's ended-session records (JSON by session id); fields expire."""
     return f"{PREFIX}:user:{{{user_id}}}:ended"
 
 

@@ -199,18 +199,17 @@ class SessionManager:
         count = int(verdict.get("conversation_count", session.conversation_count + 1))
         status: Literal["active", "ended"] = "active"
         end_reason: EndReason | None = None
+        try:
+            recorded = await backing.sessions.record_turn(session.session_id, now, count)
+        except REDIS_DOWN as error:
+            self.storage.mark_down(error)
+            recorded = None
         if verdict.get("status") == "ended":
             status = "ended"
             end_reason = verdict.get("end_reason") or "conversation_limit"
             await self.end_session(backing, session.session_id, end_reason or "conversation_limit")
-        else:
-            try:
-                recorded = await backing.sessions.record_turn(session.session_id, now, count)
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
-                recorded = None
-            if recorded is None:  # ended meanwhile (manual end, cleanup): data is gone
-                status = "ended"
+        elif recorded is None:  # ended meanwhile (manual end, cleanup): its data is gone
+            status = "ended"
         if backing.name == "redis":
             self._served.add(session.session_id)
         messages: list[BaseMessage] = state["messages"]

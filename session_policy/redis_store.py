@@ -1,8 +1,9 @@
 """The session index on Redis: Lua scripts make every state change atomic and exactly-once.
 
 Layout (see `keys.py`): a meta hash per active session, the user's active-session pointer,
-a sorted set of deadlines (cleanup's index: no KEYS, no SCAN), an ended record per session
-with its retention TTL, and a per-user sorted set of ended sessions. Every key of an active
+a sorted set of deadlines (cleanup's index: no KEYS, no SCAN), and a per-user hash of
+ended-session records whose fields expire after the retention (hash-field TTLs, Redis 7.4+):
+once a session ends, no key named after it remains. Every key of an active
 session expires by itself at the session's hard deadline (plus a short grace for the meta,
 so cleanup can still write the ended record), which is the backstop when no server runs.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from session_policy import keys
+from session_policy.ids import InvalidIdError, SessionId
 from session_policy.models import (
     END_REASONS,
     Backend,
@@ -36,10 +38,9 @@ local function end_session(prefix, sid, reason, now, retention)
   if redis.call('GET', active) == sid then redis.call('DEL', active) end
   local record = cjson.encode({sessionId = sid, userId = m[1], startTime = tonumber(m[2]),
     endTime = now, conversationCount = tonumber(m[3]), endReason = reason})
-  redis.call('SET', prefix .. ':{' .. sid .. '}:ended', record, 'PX', retention)
   local ended = prefix .. ':user:{' .. m[1] .. '}:ended'
-  redis.call('ZADD', ended, now, sid)
-  redis.call('ZREMRANGEBYSCORE', ended, '-inf', now - retention)
+  redis.call('HSET', ended, sid, record)
+  redis.call('HPEXPIRE', ended, retention, 'FIELDS', 1, sid)
   redis.call('PEXPIRE', ended, retention)
   redis.call('HINCRBY', prefix .. ':stats', 'ended:' .. reason, 1)
   return record
@@ -58,7 +59,8 @@ end
 -- A new id; never one that an ended session of the same millisecond already used.
 local start = now
 local sid = 'session:' .. user .. ':' .. start
-while redis.call('EXISTS', prefix .. ':{' .. sid .. '}:ended') == 1 do
+local ended = prefix .. ':user:{' .. user .. '}:ended'
+while redis.call('HEXISTS', ended, sid) == 1 do
   start = start + 1
   sid = 'session:' .. user .. ':' .. start
 end
@@ -212,14 +214,16 @@ class RedisSessionStore:
                 return ended
 
     async def ended(self, user_id: str, limit: int) -> list[EndedSession]:
-        ids = await self.redis.zrevrange(keys.user_ended(user_id), 0, max(limit, 1) - 1)
-        if not ids:
-            return []
-        raw = await self.redis.mget([keys.ended_record(_decode(i)) for i in ids])  # type: ignore[arg-type]
-        return [EndedSession.from_json(r) for r in raw if r]
+        raw = await self.redis.hvals(keys.user_ended(user_id))
+        records = sorted(map(EndedSession.from_json, raw), key=lambda r: -r.endTime)
+        return records[: max(limit, 1)]
 
     async def ended_record(self, session_id: str) -> EndedSession | None:
-        raw = await self.redis.get(keys.ended_record(session_id))
+        try:
+            user_id = SessionId.parse(session_id).user_id
+        except InvalidIdError:
+            return None
+        raw = await self.redis.hget(keys.user_ended(user_id), session_id)
         return EndedSession.from_json(raw) if raw else None
 
     async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None:

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
@@ -86,6 +88,10 @@ class Storage:
                 timeout=socket_timeout,
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
+                # After a Redis restart, pooled connections are stale: one immediate retry
+                # on a fresh connection tells "restarted" apart from "down".
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             )
             self.client = aioredis.Redis(connection_pool=pool)
             grace_ms = max(2 * settings.cleanup_interval, 60_000)

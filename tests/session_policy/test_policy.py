@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.memory import InMemoryStore
@@ -49,7 +50,7 @@ def make_graph(
 
 
 def ask(graph: Graph, text: str, thread: str = "t", user: str = "alice") -> dict[str, Any]:
-    config = {"configurable": {"thread_id": thread, "user_id": user}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread, "user_id": user}}
     state: dict[str, Any] = graph.invoke({"messages": [("user", text)]}, config)
     return state
 

@@ -1,0 +1,110 @@
+"""Redis failing and coming back: every message answered, sessions follow the storage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from session_policy.redis_server import EmbeddedRedis
+from tests.session_policy.test_manager import Clock, Service, settings_for
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own, to stop and start."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll until `condition()` holds; fails after 10 s (the reconnect promise)."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - polls state set by another task
+            await asyncio.sleep(0.05)
+
+
+async def test_redis_down_mid_conversation_then_back(own_redis: EmbeddedRedis) -> None:
+    svc = Service(settings_for(own_redis.url, max_conversations_per_session=10), Clock())
+    await svc.storage.start()
+    first = await svc.chat("gus", "Weather in Rome?")
+    assert (first.storage, svc.storage.status) == ("redis", "ok")
+
+    own_redis.stop()
+    svc.clock.advance(1)
+    during = [await svc.chat("gus", text) for text in ("Weather in Oslo?", "what about Paris?")]
+    assert all(turn.storage == "memory" for turn in during)
+    assert svc.storage.status == "degraded"
+    assert during[0].session_id == during[1].session_id != first.session_id
+    assert during[1].conversation_count == 2
+    assert "Paris" in during[1].response  # the memory session has its own conversation
+    assert (await svc.chat("newcomer", "hi")).storage == "memory"
+
+    own_redis.start()  # back, empty
+    await wait_for(lambda: svc.storage.status == "ok")
+    # gus's memory session continues where it started; new sessions go to Redis.
+    assert (await svc.chat("gus", "thanks")).storage == "memory"
+    assert (await svc.chat("someone-else", "hi")).storage == "redis"
+    await svc.manager.end_user_sessions("gus")
+    assert (await svc.chat("gus", "hi")).storage == "redis"
+    await svc.storage.close()
+
+
+async def test_redis_down_at_start_up(own_redis: EmbeddedRedis) -> None:
+    own_redis.stop()
+    svc = Service(settings_for(own_redis.url), Clock())
+    await svc.storage.start()
+    assert svc.storage.status == "degraded"
+    assert (await svc.chat("hal", "Weather in Rome?")).storage == "memory"
+    own_redis.start()
+    await wait_for(lambda: svc.storage.status == "ok")
+    assert (await svc.chat("ivy", "hi")).storage == "redis"
+    await svc.storage.close()
+
+
+async def test_redis_restarted_empty(own_redis: EmbeddedRedis) -> None:
+    svc = Service(settings_for(own_redis.url), Clock())
+    await svc.storage.start()
+    before = await svc.chat("jay", "Weather in Rome?")
+    own_redis.stop()
+    own_redis.start()
+    svc.clock.advance(1)
+    after = await svc.chat("jay", "and tomorrow?")  # the session is gone with the data
+    assert after.session_id != before.session_id
+    assert after.conversation_count == 1
+    await svc.storage.close()
+
+
+async def test_shutdown_ends_memory_sessions(own_redis: EmbeddedRedis) -> None:
+    own_redis.stop()
+    svc = Service(settings_for(own_redis.url), Clock())
+    await svc.storage.start()
+    turn = await svc.chat("kim", "hi")
+    assert await svc.manager.shutdown() == [turn.session_id]
+    record = await svc.storage.memory.sessions.ended_record(turn.session_id)
+    assert record is not None
+    assert record.endReason == "shutdown"
+    await svc.storage.close()
+
+
+@pytest.mark.parametrize("end_on_shutdown", [False, True])
+async def test_redis_sessions_survive_a_restart_unless_told(
+    redis_url: str, end_on_shutdown: bool
+) -> None:
+    clock = Clock()
+    svc = Service(settings_for(redis_url), clock)
+    svc.manager.end_sessions_on_shutdown = end_on_shutdown
+    await svc.storage.start()
+    turn = await svc.chat("lee", "Weather in Rome?")
+    untouched = await svc.storage.current.sessions.get_or_start("other-user", clock())
+    await svc.manager.shutdown()
+    await svc.storage.close()
+
+    restarted = Service(settings_for(redis_url), clock)
+    await restarted.storage.start()
+    again = await restarted.chat("lee", "and tomorrow?")
+    assert (again.session_id == turn.session_id) is (not end_on_shutdown)
+    # Only what this process served is ended: never every user's sessions.
+    assert await restarted.storage.current.sessions.active("other-user") == untouched
+    await restarted.storage.close()
