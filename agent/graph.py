@@ -8,8 +8,9 @@ at. It is built on first access.
 from __future__ import annotations
 
 import logging
-from functools import cache
+import time
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -56,6 +57,12 @@ def _tool_failure(error: Exception) -> str:
     return f"Sorry, the weather lookup failed unexpectedly ({type(error).__name__}: {error})."
 
 
+def _stamped(message: BaseMessage) -> BaseMessage:
+    """Record when the reply was made (shown by the history API; never sent to a model)."""
+    message.response_metadata["timestamp"] = int(time.time() * 1000)
+    return message
+
+
 def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[Any, Any]:
     bound = model.bind_tools(tools)
 
@@ -68,7 +75,7 @@ def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[A
 
     def call_model(state: AgentState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
         try:
-            return {"messages": [bound.invoke(prompt(state), config)]}
+            return {"messages": [_stamped(bound.invoke(prompt(state), config))]}
         except GraphBubbleUp:
             raise
         except Exception as error:  # a model outage is an answer, not a crash
@@ -78,7 +85,7 @@ def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[A
         state: AgentState, config: RunnableConfig
     ) -> dict[str, list[BaseMessage]]:
         try:
-            return {"messages": [await bound.ainvoke(prompt(state), config)]}
+            return {"messages": [_stamped(await bound.ainvoke(prompt(state), config))]}
         except GraphBubbleUp:
             raise
         except Exception as error:

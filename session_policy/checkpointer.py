@@ -12,71 +12,90 @@ turns). Here a thread is one hash, `keys.thread(thread_id)`:
 * a list channel (`messages` with `add_messages`) is stored as deltas: each version keeps
   only the items appended since the version it extends, so memory grows linearly;
 * reading a checkpoint (latest or by id) is ONE Lua script that follows the delta chains
-  server side and returns every piece, joined client side into one msgpack document.
+  server side and returns every piece; the client joins them into one msgpack document.
 
-Layout of the hash (field names use NUL as separator: namespaces and channel names may
-hold `:` and `|` but never NUL; `<ns>` is "" for the root graph):
+Layout of the hash. Field names use NUL as separator (namespaces and channel names may hold
+`:` and `|`, never NUL); `<ns>` is "" for the root graph; ids (`<cid>`, parent and task ids)
+are stored as 0xFF + 16 bytes when they are canonical UUIDs (LangGraph's), else as text.
 
 ``l\\0<ns>``
     Id of the newest checkpoint of the namespace (the greatest id, as in `InMemorySaver`).
 
-``c\\0<ns>\\0<checkpoint id>``
-    The checkpoint record: ``frame(head)`` followed by the pending writes stored against the
-    checkpoint, one group per task: ``frame(task_id) frame(task_path) frame(entries)`` with
-    ``entries = (frame(idx) frame(payload))*``. The head is ``frame(versions) frame(parent id)
-    frame(type) frame(checkpoint) frame(type) frame(metadata)``: `versions` lists
-    ``frame(channel) frame(version key)`` for every channel of `channel_versions` (readable by
-    Lua, so the read script knows which pieces to fetch); the checkpoint itself is serialized
-    without `id`, `channel_versions` and `channel_values`, which are rebuilt on read. Writes
-    can arrive before their checkpoint (LangGraph saves both in the background), so a record
-    may start with an empty head; such a record is not a checkpoint yet.
-    A write payload is ``V frame(channel) frame(type) data`` or, once the values it wrote are
-    stored as channel pieces, ``R frame(channel) frame(version key) frame(msgpack array header)
-    frame(offset) frame(length)``: a reference to those bytes in the piece (see below).
+``c\\0<ns>\\0<cid>``
+    The checkpoint record: ``frame(head)`` then the pending writes stored against the
+    checkpoint, one group per task: ``frame(task id) frame(task path) frame(entries)``,
+    ``entries = (frame(idx) frame(payload))*``.
+    The head is ``frame(versions) flag body``. `versions` lists ``frame(channel)
+    frame(version key)`` for every channel of `channel_versions`, in clear so that the read
+    script knows which pieces to fetch. `body` is ``frame(parent id) frame(type)
+    frame(checkpoint) frame(type) frame(metadata)``, deflated (flag `z`) with a dictionary made
+    of typical keys plus `versions` (the version strings of `versions_seen` mostly repeat
+    them), else raw (flag `r`). The checkpoint is serialized without `id`,
+    `channel_versions` and `channel_values`, which are rebuilt on read.
+    Writes can arrive before their checkpoint (LangGraph saves both in the background), so a
+    record may have an empty head: it is not a checkpoint (yet).
 
 ``v\\0<ns>\\0<version key>``
-    The channel values created with that version, ``(frame(channel) frame(piece))*``
-    (LangGraph gives all channels written by one super-step the same version, so this is
-    usually one field per checkpoint). A piece is either full, ``F frame(digest)
-    frame(type) data``, or a delta of a list channel, ``D frame(digest) frame(base version key)
-    frame(count) items``: `items` are the msgpack encodings of the `count` items appended to
-    the base version's list. A msgpack array is its header followed by its items' encodings,
-    so ``header(total) + base items + delta items ...`` is exactly the serialized list: one
-    `loads_typed` rebuilds it. The digest is a hash of the chain (full data, or base digest +
-    delta items) so a delta is only ever stored on top of the exact bytes it extends.
-    Pieces are write-once: a version names one value (our versions carry a random part, so
-    forked branches never share one), which keeps deltas and write references valid forever.
-    Channels without a value ("empty") store nothing, as absence means the same.
+    The channel values created with that version, ``(frame(channel) frame(piece))*``.
+    LangGraph gives every channel a super-step writes the same version, so this is usually
+    one field per checkpoint.
 
-Frames are a base-128 varint length followed by the bytes. Type names of `serde` are stored
-as one-letter codes (`m` msgpack, `n` null, ...); version keys are the version with a type
-letter in front (`s` str, `i` int, `f` float) so channel versions come back with their type.
+Pieces (channel values)::
 
-Why the pending writes are rewritten as references: a node's write to `messages` holds the
-same message objects the next checkpoint appends, and keeping both copies doubles the memory
-of a conversation. The `put` script therefore replaces, in the parent checkpoint's writes,
-every msgpack list write whose item bytes occur verbatim in a new list piece of the same
-channel by a reference to those bytes. Byte equality makes the reference exact whatever the
-objects are; a write that was serialized differently (or arrives after the child checkpoint)
-simply stays literal.
+    F frame(chain) frame(items digest) frame(type) frame(count) blob    a whole value
+    D frame(chain) frame(items digest) frame(base version key) frame(count) blob
 
-Delta detection is by identity: the saver remembers, per thread, namespace and list channel,
-the items of the last version it wrote or read (an LRU of threads). When the next value
-starts with the very same objects, only the new ones are serialized. Like LangGraph itself
-this assumes checkpointed values are not mutated in place afterwards. If the remembered
-version is no longer in Redis (thread deleted or expired meanwhile, another process...), the
-script refuses the delta and the saver sends full values: a second round trip in that rare
-case only.
+For a list (a msgpack array) `blob` holds only the encodings of its `count` items, without
+the array header; `D` holds the items appended to the list of the base version (same
+channel). A msgpack array is its header followed by its items, so ``header(total) + items of
+F + items of each D, oldest first`` is exactly the serialized list: one `loads_typed` rebuilds
+it. For any other value `count` is empty and `blob` is the serialized value.
+`items digest` is a hash of the (uncompressed) items; `chain` identifies the whole list:
+the items digest for F, hash(base chain + items digest) for D. The put script stores a delta
+only if its base exists with the chain it was computed from, so a delta never lands on top
+of other bytes than the ones it extends.
+Pieces are write-once: a version names one value (our versions carry a random part, so two
+branches forked from one checkpoint never share one); this keeps deltas and references valid
+for the life of the thread. A channel without a value ("empty") stores nothing: absence reads
+the same.
+
+Pending write payloads::
+
+    V frame(channel) frame(type) frame(items digest) frame(count) blob   the value
+    R frame(channel) frame(version key)                                  see below
+
+A node's write to `messages` holds the very messages the next checkpoint appends: keeping
+both copies would double the memory of a conversation. So a list write whose items digest
+equals the one of a piece of the same channel becomes a reference ``R`` to that piece. Either
+script does it, whichever runs second: `put` for the writes already stored against its
+parent, `put_writes` for the piece the saver just stored from this checkpoint's writes (the
+saver remembers which). Digest equality means byte equality of the items, so the reference
+reads back exactly the value that was written; a write serialized differently stays literal.
+
+`blob` is ``z`` + raw deflate with a fixed dictionary of LangChain message boilerplate
+(module and class names, field names...), or ``r`` + the bytes when that is not smaller.
+Messages are mostly that boilerplate and short texts: it halves them, for ~15 µs per write and
+~4 µs per piece read. Frames are a base-128 varint length followed by the bytes.
+
+Delta detection is by identity: the saver remembers, per thread (LRU), namespace and list
+channel, the items of the last version it wrote or read. When the next value starts with the
+very same objects, only the new ones are serialized. Like LangGraph itself, this assumes
+checkpointed values are not mutated in place afterwards. If the remembered version is gone
+from Redis (thread deleted or expired meanwhile, another process...), the put script refuses
+the delta and the saver sends full values: a second round trip, in that case only.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import logging
 import operator
 import random
 import threading
+import uuid
+import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,21 +112,18 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
     PendingWrite,
-    SerializerProtocol,
     get_checkpoint_id,
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from session_policy import keys
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RedisSessionSaver"]
+__all__ = ["CorruptThreadError", "RedisSessionSaver"]
 
-_SEP = "\x00"
-# Writes shorter than this stay literal: a reference would not be smaller.
-_MIN_REF_BYTES = 32
 # Threads whose last list values are remembered for delta detection.
 DEFAULT_DELTA_CACHE_THREADS = 1024
 # SCAN page size when listing every thread.
@@ -150,7 +166,7 @@ local function fr(x)
   return table.concat(t) .. x
 end
 
--- channel -> piece of a version field
+-- channel -> piece, of a version field
 local function entries(rec)
   local t, p, n = {}, 1, #rec
   while p <= n do
@@ -161,10 +177,24 @@ local function entries(rec)
   end
   return t
 end
+
+-- the items digest of a piece
+local function idigest(piece)
+  local _, p = rd(piece, 2)
+  return (rd(piece, p))
+end
+
+-- channel and items digest of a literal write payload
+local function write_digest(payload)
+  local ch, p = rd(payload, 2)
+  local _
+  _, p = rd(payload, p)
+  return ch, (rd(payload, p))
+end
 """
 
-# Guard and expiry of the write scripts. ARGV[1] "1" = guarded, ARGV[2] TTL in ms ("0" =
-# none), ARGV[3] the deadline field of the guard hash. KEYS[1] thread, KEYS[2] guard.
+# Guard and expiry of the write scripts. KEYS[1] thread, KEYS[2] guard; ARGV[1] "1" =
+# guarded, ARGV[2] TTL in ms ("0" = none), ARGV[3] the deadline field of the guard hash.
 _LUA_GUARD = r"""
 local function guard()
   if ARGV[1] ~= '1' then return true, nil end
@@ -194,8 +224,7 @@ end
 
 # put: ARGV[4] checkpoint field, [5] latest-pointer field, [6] checkpoint id, [7] checkpoint
 # field prefix, [8] parent id or "", [9] version field prefix, [10] head, [11] piece count,
-# then per piece: channel, version key, piece, base version key or "", base digest, "1" when
-# the parent's writes may be replaced by references into it.
+# then per piece: channel, version key, piece, base version key or "", base chain digest.
 _PUT_LUA = (
     _LUA_COMMON
     + _LUA_GUARD
@@ -227,22 +256,20 @@ local function version(vk)
   return e
 end
 
--- 1. every delta extends exactly the stored bytes it was computed from, or nothing is written
+-- 1. every delta extends exactly the stored list it was computed from, or nothing is written
 for i = 0, np - 1 do
-  local b = 12 + i * 6
+  local b = 12 + i * 5
   local base = ARGV[b + 3]
   if base ~= '' then
     local piece = version(base)[ARGV[b]]
-    if not piece then return {2, 0} end
-    local tag = string.sub(piece, 1, 1)
-    if (tag ~= 'F' and tag ~= 'D') or rd(piece, 2) ~= ARGV[b + 4] then return {2, 0} end
+    if not piece or rd(piece, 2) ~= ARGV[b + 4] then return {2, 0} end
   end
 end
 
 -- 2. new pieces (write-once: a stored version keeps its value)
 local skipped, stored, appends, order = 0, {}, {}, {}
 for i = 0, np - 1 do
-  local b = 12 + i * 6
+  local b = 12 + i * 5
   local ch, vk, piece = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local e = version(vk)
   if e[ch] then
@@ -257,7 +284,8 @@ for i = 0, np - 1 do
     local a = appends[vk]
     a[#a + 1] = fr(ch) .. fr(piece)
   end
-  if ARGV[b + 5] == '1' then stored[ch] = {vk, piece} end
+  local d = idigest(piece)
+  if d ~= '' then stored[ch] = {vk, d} end
 end
 for _, vk in ipairs(order) do
   redis.call('HSET', KEYS[1], vpre .. vk, raws[vk] .. table.concat(appends[vk]))
@@ -274,7 +302,7 @@ redis.call('HSET', KEYS[1], ARGV[4], fr(ARGV[10]) .. rest)
 local latest = redis.call('HGET', KEYS[1], ARGV[5])
 if not latest or gt(ARGV[6], latest) then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
 
--- 4. the parent's list writes now stored in a piece become references to it
+-- 4. the parent's writes whose items a new piece holds become references to it
 if ARGV[8] ~= '' and next(stored) then
   local pfield = ARGV[7] .. ARGV[8]
   local prec = redis.call('HGET', KEYS[1], pfield)
@@ -292,26 +320,11 @@ if ARGV[8] ~= '' and next(stored) then
         idx, q = rd(ents, q)
         payload, q = rd(ents, q)
         if string.sub(payload, 1, 1) == 'V' then
-          local ch, r = rd(payload, 2)
+          local ch, d = write_digest(payload)
           local s = stored[ch]
-          if s then
-            local code, d = rd(payload, r)
-            local h = string.byte(payload, d)
-            local hl = 0
-            if code == 'm' and h then
-              if h >= 0x90 and h <= 0x9f then hl = 1
-              elseif h == 0xdc then hl = 3
-              elseif h == 0xdd then hl = 5 end
-            end
-            if hl > 0 and #payload - d + 1 - hl >= tonumber(ARGV[12 + np * 6]) then
-              local items = string.sub(payload, d + hl)
-              local pos = string.find(s[2], items, 1, true)
-              if pos then
-                payload = 'R' .. fr(ch) .. fr(s[1]) .. fr(string.sub(payload, d, d + hl - 1))
-                  .. fr(tostring(pos - 1)) .. fr(tostring(#items))
-                changed = true
-              end
-            end
+          if s and d ~= '' and d == s[2] then
+            payload = 'R' .. fr(ch) .. fr(s[1])
+            changed = true
           end
         end
         eo[#eo + 1] = fr(idx) .. fr(payload)
@@ -327,8 +340,9 @@ return {applied(deadline), skipped}
 """
 )
 
-# put_writes: ARGV[4] checkpoint field, [5] task id, [6] task path, [7] write count, then
-# per write: idx, payload. Regular writes (idx >= 0) are insert-if-absent per (task, idx);
+# put_writes: ARGV[4] checkpoint field, [5] task id, [6] task path, [7] version field
+# prefix, [8] write count, then per write: idx, payload, version key of the piece that may
+# hold its items or "". Regular writes (idx >= 0) are insert-if-absent per (task, idx);
 # special ones (negative idx, `WRITES_IDX_MAP`) overwrite, as in `InMemorySaver`.
 _PUT_WRITES_LUA = (
     _LUA_COMMON
@@ -362,15 +376,28 @@ while q <= m do
   idxs[#idxs + 1] = idx
   vals[idx] = payload
 end
+
+local function shared(payload, vk)
+  -- a reference when the piece `vk` of the channel holds exactly these items
+  if vk == '' then return payload end
+  local ch, d = write_digest(payload)
+  if d == '' then return payload end
+  local rec = redis.call('HGET', KEYS[1], ARGV[7] .. vk)
+  local piece = rec and entries(rec)[ch]
+  if piece and idigest(piece) == d then return 'R' .. fr(ch) .. fr(vk) end
+  return payload
+end
+
 local changed = false
-for i = 0, tonumber(ARGV[7]) - 1 do
-  local idx, payload = ARGV[8 + 2 * i], ARGV[9 + 2 * i]
+for i = 0, tonumber(ARGV[8]) - 1 do
+  local b = 9 + 3 * i
+  local idx = ARGV[b]
   if vals[idx] == nil then
     idxs[#idxs + 1] = idx
-    vals[idx] = payload
+    vals[idx] = shared(ARGV[b + 1], ARGV[b + 2])
     changed = true
   elseif tonumber(idx) < 0 then
-    vals[idx] = payload
+    vals[idx] = shared(ARGV[b + 1], ARGV[b + 2])
     changed = true
   end
 end
@@ -433,13 +460,14 @@ while q <= m do
     vk = nil
     if string.sub(pc, 1, 1) == 'D' then
       local _, r = rd(pc, 2)
+      _, r = rd(pc, r)
       vk = rd(pc, r)
     end
   end
   chains[#chains + 1] = chain
 end
 
-local refs, n = {}, #rec
+local refs, n, _ = {}, #rec, nil
 while p <= n do
   local ents
   _, p = rd(rec, p)
@@ -462,6 +490,9 @@ return {cid, rec, chains, refs}
 )
 
 # --------------------------------------------------------------------------- encoding
+
+_SEP: Final = b"\x00"
+_UUID_TAG: Final = b"\xff"  # never starts UTF-8 text
 
 
 def _frame(data: bytes) -> bytes:
@@ -494,11 +525,48 @@ def _read(buf: bytes, pos: int) -> tuple[bytes, int]:
     return buf[start:end], end
 
 
-def _frames(buf: bytes) -> Iterator[bytes]:
-    pos, n = 0, len(buf)
+def _frames(buf: bytes, pos: int = 0) -> Iterator[bytes]:
+    n = len(buf)
     while pos < n:
         data, pos = _read(buf, pos)
         yield data
+
+
+def _enc_id(ident: str) -> bytes:
+    """LangGraph's ids are UUIDs: 17 bytes instead of 36 (they are stored a lot)."""
+    if len(ident) == 36:
+        try:
+            parsed = uuid.UUID(ident)
+        except ValueError:
+            pass
+        else:
+            if str(parsed) == ident:
+                return _UUID_TAG + parsed.bytes
+    return ident.encode()
+
+
+def _dec_id(data: bytes) -> str:
+    if data[:1] == _UUID_TAG and len(data) == 17:
+        return str(uuid.UUID(bytes=data[1:]))
+    return data.decode()
+
+
+# LangGraph task paths start with one of these ("~__pregel_pull, model").
+_PATH_PREFIXES: Final = (("~__pregel_pull, ", b"\x01"), ("~__pregel_push, ", b"\x02"))
+
+
+def _enc_path(path: str) -> bytes:
+    for prefix, code in _PATH_PREFIXES:
+        if path.startswith(prefix):
+            return code + path[len(prefix) :].encode()
+    return path.encode()
+
+
+def _dec_path(data: bytes) -> str:
+    for prefix, code in _PATH_PREFIXES:
+        if data[:1] == code:
+            return prefix + data[1:].decode()
+    return data.decode()
 
 
 _TYPE_CODES: Final = {
@@ -521,7 +589,7 @@ def _type_name(code: bytes) -> str:
     if name is not None:
         return name
     if code[:1] != b"=":
-        raise ValueError(f"unknown serialization type code {code!r}")
+        raise CorruptThreadError(f"unknown serialization type code {code!r}")
     return code[1:].decode()
 
 
@@ -542,7 +610,7 @@ def _version(key: str) -> str | int | float:
         return int(text)
     if kind == "f":
         return float(text)
-    raise ValueError(f"unknown version key {key!r}")
+    raise CorruptThreadError(f"unknown version key {key!r}")
 
 
 def _array_header(data: bytes) -> tuple[int, int] | None:
@@ -571,8 +639,70 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
 
 
+# Deflate dictionaries. NEVER change them: stored data needs them to be read back (a new one
+# would need a new flag). VALUES: serialized LangChain messages of each kind with empty
+# texts. HEAD: serialized metadata and checkpoint with typical keys.
+_VALUES_DICT: Final = base64.b64decode(
+    "x4gFlL5sYW5nY2hhaW5fY29yZS5tZXNzYWdlcy5zeXN0ZW2tU3lzdGVtTWVzc2FnZYanY29udGVudKCxYWRk"
+    "aXRpb25hbF9rd2FyZ3OAsXJlc3BvbnNlX21ldGFkYXRhgKR0eXBlpnN5c3RlbaRuYW1lwKJpZMCzbW9kZWxf"
+    "dmFsaWRhdGVfanNvbsf9BZS8bGFuZ2NoYWluX2NvcmUubWVzc2FnZXMudG9vbKtUb29sTWVzc2FnZYmnY29u"
+    "dGVudNk6eyJsb2NhdGlvbiI6ICIiLCAidW5pdHMiOiAibWV0cmljIiwgInNvdXJjZSI6ICJzaW11bGF0ZWQi"
+    "fbFhZGRpdGlvbmFsX2t3YXJnc4CxcmVzcG9uc2VfbWV0YWRhdGGApHR5cGWkdG9vbKRuYW1ltGdldF93ZWF0"
+    "aGVyX2ZvcmVjYXN0omlkoKx0b29sX2NhbGxfaWSlY2FsbF+oYXJ0aWZhY3TApnN0YXR1c6dzdWNjZXNzs21v"
+    "ZGVsX3ZhbGlkYXRlX2pzb27HhQWUvWxhbmdjaGFpbl9jb3JlLm1lc3NhZ2VzLmh1bWFurEh1bWFuTWVzc2Fn"
+    "ZYanY29udGVudKCxYWRkaXRpb25hbF9rd2FyZ3OAsXJlc3BvbnNlX21ldGFkYXRhgKR0eXBlpWh1bWFupG5h"
+    "bWXAomlkoLNtb2RlbF92YWxpZGF0ZV9qc29uyAFpBZS6bGFuZ2NoYWluX2NvcmUubWVzc2FnZXMuYWmpQUlN"
+    "ZXNzYWdliadjb250ZW50oLFhZGRpdGlvbmFsX2t3YXJnc4CxcmVzcG9uc2VfbWV0YWRhdGGDrWZpbmlzaF9y"
+    "ZWFzb26kc3RvcKptb2RlbF9uYW1loK5tb2RlbF9wcm92aWRlcqZvcGVuYWmkdHlwZaJhaaRuYW1lwKJpZK5s"
+    "Y19ydW4tLTAxOWFiLap0b29sX2NhbGxzkYSkbmFtZbNnZXRfY3VycmVudF93ZWF0aGVypGFyZ3OCqGxvY2F0"
+    "aW9uoKV1bml0c6ZtZXRyaWOiaWSlY2FsbF+kdHlwZal0b29sX2NhbGyyaW52YWxpZF90b29sX2NhbGxzkK51"
+    "c2FnZV9tZXRhZGF0YYOsaW5wdXRfdG9rZW5zAK1vdXRwdXRfdG9rZW5zAKx0b3RhbF90b2tlbnMAs21vZGVs"
+    "X3ZhbGlkYXRlX2pzb24="
+)
+_HEAD_DICT: Final = base64.b64decode(
+    "h6Zzb3VyY2WkbG9vcKRzdGVwAadwYXJlbnRzgKZydW5faWSgpndyaXRlc8ClaW5wdXSmdXBkYXRlpGZvcmug"
+    "haF2BKJ0c9kgMjAyNi0wMS0wMVQwMDowMDowMC4wMDAwMDArMDA6MDCtdmVyc2lvbnNfc2VlboOpX19pbnB1"
+    "dF9fgKlfX3N0YXJ0X1+BqV9fc3RhcnRfX6sxMS4wMDAwMDAwMKVhZ2VudIGvYnJhbmNoOnRvOmFnZW50qzEx"
+    "LjAwMDAwMDAwsHVwZGF0ZWRfY2hhbm5lbHOSqmJyYW5jaDp0bzqobWVzc2FnZXOtcGVuZGluZ19zZW5kc5A="
+)
+# Raw deflate, 2 KiB window, small memory: these are short texts.
+_WBITS: Final = -11
+_MIN_DEFLATE: Final = 48  # shorter data is stored raw
+
+
+def _deflate(data: bytes, zdict: bytes) -> bytes | None:
+    """`data` deflated with `zdict`, or None when that is not smaller."""
+    if len(data) < _MIN_DEFLATE:
+        return None
+    compressor = zlib.compressobj(6, zlib.DEFLATED, _WBITS, 3, zlib.Z_DEFAULT_STRATEGY, zdict)
+    packed = compressor.compress(data) + compressor.flush()
+    return packed if len(packed) < len(data) else None
+
+
+def _inflate(data: bytes | memoryview, zdict: bytes) -> bytes:
+    decompressor = zlib.decompressobj(_WBITS, zdict=zdict)
+    out = decompressor.decompress(data) + decompressor.flush()
+    if not decompressor.eof:
+        raise CorruptThreadError("truncated compressed data")
+    return out
+
+
+def _pack(data: bytes) -> bytes:
+    packed = _deflate(data, _VALUES_DICT)
+    return b"r" + data if packed is None else b"z" + packed
+
+
+def _unpack(blob: bytes, pos: int = 0) -> bytes:
+    flag = blob[pos : pos + 1]
+    if flag == b"r":
+        return blob[pos + 1 :]
+    if flag == b"z":
+        return _inflate(memoryview(blob)[pos + 1 :], _VALUES_DICT)
+    raise CorruptThreadError(f"unknown blob flag {flag!r}")
+
+
 def _b(value: Any) -> bytes:
-    """A reply element as bytes (a client with decode_responses would give str)."""
+    """A reply element as bytes."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
@@ -595,16 +725,38 @@ class _Head:
     metadata: tuple[str, bytes]
 
 
+def _make_head(
+    versions: bytes, parent: str, checkpoint: tuple[str, bytes], metadata: tuple[str, bytes]
+) -> bytes:
+    body = (
+        _frame(_enc_id(parent) if parent else b"")
+        + _frame(_type_code(checkpoint[0]))
+        + _frame(bytes(checkpoint[1]))
+        + _frame(_type_code(metadata[0]))
+        + _frame(bytes(metadata[1]))
+    )
+    packed = _deflate(body, _HEAD_DICT + versions)
+    return _frame(versions) + (b"r" + body if packed is None else b"z" + packed)
+
+
 def _parse_head(head: bytes) -> _Head:
-    frames = list(_frames(head))
-    if len(frames) != 6:
+    versions_b, pos = _read(head, 0)
+    flag = head[pos : pos + 1]
+    if flag == b"z":
+        body = _inflate(memoryview(head)[pos + 1 :], _HEAD_DICT + versions_b)
+    elif flag == b"r":
+        body = head[pos + 1 :]
+    else:
+        raise CorruptThreadError(f"unknown checkpoint head flag {flag!r}")
+    frames = list(_frames(body))
+    if len(frames) != 5:
         raise CorruptThreadError("checkpoint head has an unexpected shape")
-    versions_b, parent, ck_code, ck_data, md_code, md_data = frames
+    parent, ck_code, ck_data, md_code, md_data = frames
     it = _frames(versions_b)
     versions = [(ch.decode(), vk.decode()) for ch, vk in zip(it, it, strict=True)]
     return _Head(
         versions,
-        parent.decode(),
+        _dec_id(parent) if parent else "",
         (_type_name(ck_code), ck_data),
         (_type_name(md_code), md_data),
     )
@@ -628,8 +780,10 @@ def _split_record(record: bytes) -> tuple[bytes, list[_StoredWrite]]:
         task_path, pos = _read(record, pos)
         entries, pos = _read(record, pos)
         it = _frames(entries)
-        tid, path = task_id.decode(), task_path.decode()
-        writes.extend(_StoredWrite(tid, path, int(idx), payload) for idx, payload in zip(it, it))
+        tid, path = _dec_id(task_id), _dec_path(task_path)
+        writes.extend(
+            _StoredWrite(tid, path, int(idx), payload) for idx, payload in zip(it, it, strict=True)
+        )
     return head, writes
 
 
@@ -638,13 +792,25 @@ def _piece_base(piece: bytes) -> str | None:
     if piece[:1] != b"D":
         return None
     _, pos = _skip(piece, 1)
+    _, pos = _skip(piece, pos)
     base, _ = _read(piece, pos)
     return base.decode()
 
 
-def _piece_digest(piece: bytes) -> bytes:
-    digest, _ = _read(piece, 1)
-    return digest
+def _piece_chain(piece: bytes) -> bytes:
+    chain, _ = _read(piece, 1)
+    return chain
+
+
+def _piece_items(piece: bytes) -> tuple[int, bytes]:
+    """Item count and item bytes of a list piece (full or delta)."""
+    _, pos = _skip(piece, 1)
+    _, pos = _skip(piece, pos)
+    _, pos = _skip(piece, pos)  # type (F) or base version (D)
+    count, pos = _read(piece, pos)
+    if not count:
+        raise CorruptThreadError("a list piece without item count")
+    return int(count), _unpack(piece, pos)
 
 
 def _assemble(pieces: Sequence[bytes]) -> tuple[str, bytes]:
@@ -653,22 +819,21 @@ def _assemble(pieces: Sequence[bytes]) -> tuple[str, bytes]:
     if full[:1] != b"F":
         raise CorruptThreadError("a delta chain does not end with a full value")
     _, pos = _skip(full, 1)
+    _, pos = _skip(full, pos)
     code, pos = _read(full, pos)
-    if len(pieces) == 1:
-        return _type_name(code), full[pos:]
-    header = _array_header(full[pos : pos + 5])
-    if code != b"m" or header is None:
-        raise CorruptThreadError("a delta extends a value that is not a list")
-    total, header_len = header
-    parts: list[bytes | memoryview] = [memoryview(full)[pos + header_len :]]
+    count, pos = _read(full, pos)
+    if not count:  # not a list: the serialized value itself
+        if len(pieces) > 1:
+            raise CorruptThreadError("a delta extends a value that is not a list")
+        return _type_name(code), _unpack(full, pos)
+    total = int(count)
+    parts = [_unpack(full, pos)]
     for piece in reversed(pieces[:-1]):
         if piece[:1] != b"D":
             raise CorruptThreadError("a full value in the middle of a delta chain")
-        _, pos = _skip(piece, 1)
-        _, pos = _skip(piece, pos)
-        count, pos = _read(piece, pos)
-        total += int(count)
-        parts.append(memoryview(piece)[pos:])
+        n, items = _piece_items(piece)
+        total += n
+        parts.append(items)
     return "msgpack", _array_prefix(total) + b"".join(parts)
 
 
@@ -678,7 +843,8 @@ class _ListState:
 
     verkey: str
     items: list[Any]
-    digest: bytes
+    chain: bytes
+    parent: str  # the checkpoint whose writes made this version ("" if unknown)
 
 
 class _DeltaCache:
@@ -697,9 +863,7 @@ class _DeltaCache:
             self._threads.move_to_end(thread_id)
             return states.get((ns, channel))
 
-    def update(
-        self, thread_id: str, ns: str, states: Mapping[str, _ListState | None]
-    ) -> None:
+    def update(self, thread_id: str, ns: str, states: Mapping[str, _ListState | None]) -> None:
         if self._max <= 0 or not states:
             return
         with self._lock:
@@ -728,8 +892,7 @@ class _Piece:
     verkey: str
     data: bytes
     base_verkey: str
-    base_digest: bytes
-    dedupe: bool
+    base_chain: bytes
     state: _ListState | None
 
 
@@ -752,18 +915,17 @@ class _ThreadData:
         self._versions: dict[tuple[str, str], bytes] = {}
         self._parsed: dict[tuple[str, str], dict[str, bytes]] = {}
         for name, value in fields.items():
-            kind, _, rest = name.partition(b"\x00")
-            ns_b, _, ident = rest.partition(b"\x00")
+            kind, _, rest = name.partition(_SEP)
+            ns_b, _, ident = rest.partition(_SEP)
             if kind == b"c":
-                self.records.setdefault(ns_b.decode(), {})[ident.decode()] = value
+                self.records.setdefault(ns_b.decode(), {})[_dec_id(ident)] = value
             elif kind == b"v":
                 self._versions[(ns_b.decode(), ident.decode())] = value
 
     def piece(self, ns: str, verkey: str, channel: str) -> bytes | None:
         parsed = self._parsed.get((ns, verkey))
         if parsed is None:
-            raw = self._versions.get((ns, verkey), b"")
-            it = _frames(raw)
+            it = _frames(self._versions.get((ns, verkey), b""))
             parsed = {ch.decode(): piece for ch, piece in zip(it, it, strict=True)}
             self._parsed[(ns, verkey)] = parsed
         return parsed.get(channel)
@@ -780,6 +942,12 @@ class _ThreadData:
         return pieces
 
 
+def _prefixes(ns: str) -> tuple[bytes, bytes, bytes]:
+    """Field-name prefixes of a namespace: checkpoints, versions, latest pointer."""
+    ns_b = ns.encode()
+    return b"c" + _SEP + ns_b + _SEP, b"v" + _SEP + ns_b + _SEP, b"l" + _SEP + ns_b
+
+
 # --------------------------------------------------------------------------- the saver
 
 
@@ -793,8 +961,8 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         guarded: guard every write with the session's meta key: writes of a thread whose
             session is gone are dropped, and the thread expires at the session's deadline.
             A callable decides per thread id. Use False for `langgraph dev` and tests.
-        ttl_seconds: without a guard deadline, expire a thread this long after its last
-            write (refreshed on every write); with one, the sooner of the two applies.
+        ttl_seconds: expire a thread this long after its last write (refreshed on every
+            write); with a guard deadline too, the sooner of the two applies.
         serde: serializer (default: LangGraph's `JsonPlusSerializer`).
         delta_cache_threads: how many threads' last list values to remember for deltas.
     """
@@ -815,7 +983,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         for client in (redis, sync_redis):
             if client is not None and client.get_encoder().decode_responses:
                 raise ValueError(
-                    "RedisSessionSaver needs a client with decode_responses=False: "
+                    "RedisSessionSaver needs clients with decode_responses=False: "
                     "checkpoints are binary"
                 )
         if ttl_seconds is not None and ttl_seconds <= 0:
@@ -827,9 +995,10 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         self._ttl_ms = "0" if ttl_seconds is None else str(max(1, round(ttl_seconds * 1000)))
         self._cache = _DeltaCache(delta_cache_threads)
         self._owns_clients = False
-        thread_prefix, _, thread_suffix = keys.thread(_SEP).partition(_SEP)
-        self._thread_prefix, self._thread_suffix = thread_prefix, thread_suffix
-        self._thread_pattern = _glob_escape(thread_prefix) + "*" + _glob_escape(thread_suffix)
+        marker = "\x00"
+        prefix, _, suffix = keys.thread(marker).partition(marker)
+        self._thread_prefix, self._thread_suffix = prefix, suffix
+        self._thread_pattern = _glob_escape(prefix) + "*" + _glob_escape(suffix)
         self._scripts: dict[str, Any] = {}
         self._ascripts: dict[str, Any] = {}
         for name, source in (
@@ -845,9 +1014,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> RedisSessionSaver:
         """A saver with its own sync and async clients for `url` (closed by `aclose`)."""
-        saver = cls(
-            aioredis.Redis.from_url(url), sync_redis=redis.Redis.from_url(url), **kw
-        )
+        saver = cls(aioredis.Redis.from_url(url), sync_redis=redis.Redis.from_url(url), **kw)
         saver._owns_clients = True
         return saver
 
@@ -895,7 +1062,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         return self.guarded(thread_id) if callable(self.guarded) else bool(self.guarded)
 
     def _write_keys(self, thread_id: str) -> tuple[list[str], list[bytes | str]]:
-        """KEYS and the common ARGV prefix of the write scripts."""
+        """KEYS and the common ARGV head of the write scripts."""
         guarded = self._is_guarded(thread_id)
         return (
             [keys.thread(thread_id), keys.session_meta(thread_id)],
@@ -911,7 +1078,14 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
     # ------------------------------------------------------------------ put
 
     def _piece(
-        self, thread_id: str, ns: str, channel: str, verkey: str, value: Any, deltas: bool
+        self,
+        thread_id: str,
+        ns: str,
+        parent: str,
+        channel: str,
+        verkey: str,
+        value: Any,
+        deltas: bool,
     ) -> _Piece:
         if deltas and isinstance(value, list):
             prev = self._cache.get(thread_id, ns, channel)
@@ -927,24 +1101,37 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                 if header is not None:
                     count, header_len = header
                     items = bytes(data[header_len:])
-                    digest = _digest(prev.digest + items)
+                    items_digest = _digest(items)
+                    chain = _digest(prev.chain + items_digest)
                     piece = (
                         b"D"
-                        + _frame(digest)
+                        + _frame(chain)
+                        + _frame(items_digest)
                         + _frame(prev.verkey.encode())
                         + _frame(str(count).encode())
-                        + items
+                        + _pack(items)
                     )
-                    state = _ListState(verkey, list(value), digest)
-                    return _Piece(channel, verkey, piece, prev.verkey, prev.digest, True, state)
+                    state = _ListState(verkey, list(value), chain, parent)
+                    return _Piece(channel, verkey, piece, prev.verkey, prev.chain, state)
         type_, raw = self.serde.dumps_typed(value)
         data = bytes(raw)
-        digest, state = b"", None
-        if type_ == "msgpack" and isinstance(value, list) and _array_header(data) is not None:
-            digest = _digest(data)
-            state = _ListState(verkey, list(value), digest)
-        piece = b"F" + _frame(digest) + _frame(_type_code(type_)) + data
-        return _Piece(channel, verkey, piece, "", b"", state is not None, state)
+        header = _array_header(data) if type_ == "msgpack" and isinstance(value, list) else None
+        if header is None:
+            piece = b"F" + _frame(b"") + _frame(b"") + _frame(_type_code(type_))
+            return _Piece(channel, verkey, piece + _frame(b"") + _pack(data), "", b"", None)
+        count, header_len = header
+        items = data[header_len:]
+        items_digest = _digest(items)  # the chain of a full list is its items digest
+        piece = (
+            b"F"
+            + _frame(items_digest)
+            + _frame(items_digest)
+            + _frame(b"m")
+            + _frame(str(count).encode())
+            + _pack(items)
+        )
+        state = _ListState(verkey, list(value), items_digest, parent)
+        return _Piece(channel, verkey, piece, "", b"", state)
 
     def _plan_put(
         self,
@@ -968,52 +1155,41 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             for k, v in checkpoint.items()
             if k not in ("id", "channel_versions", "channel_values")
         }
-        ck_type, ck_data = self.serde.dumps_typed(body)
-        md_type, md_data = self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))
         versions = b"".join(
             _frame(ch.encode()) + _frame(_verkey(v).encode())
             for ch, v in checkpoint["channel_versions"].items()
         )
-        head = (
-            _frame(versions)
-            + _frame(parent.encode())
-            + _frame(_type_code(ck_type))
-            + _frame(bytes(ck_data))
-            + _frame(_type_code(md_type))
-            + _frame(bytes(md_data))
+        head = _make_head(
+            versions,
+            parent,
+            self.serde.dumps_typed(body),
+            self.serde.dumps_typed(get_checkpoint_metadata(config, metadata)),
         )
         pieces: list[_Piece] = []
         cleared: list[str] = []
         for channel, version in new_versions.items():
             if channel in values:
-                pieces.append(
-                    self._piece(thread_id, ns, channel, _verkey(version), values[channel], deltas)
-                )
+                verkey = _verkey(version)
+                value = values[channel]
+                pieces.append(self._piece(thread_id, ns, parent, channel, verkey, value, deltas))
             else:  # an empty channel: nothing to store, absence reads the same
                 cleared.append(channel)
 
         keys_, args = self._write_keys(thread_id)
-        cpre = f"c{_SEP}{ns}{_SEP}"
+        cpre, vpre, latest = _prefixes(ns)
+        cid_b = _enc_id(cid)
         args += [
-            cpre + cid,
-            f"l{_SEP}{ns}",
-            cid,
+            cpre + cid_b,
+            latest,
+            cid_b,
             cpre,
-            parent,
-            f"v{_SEP}{ns}{_SEP}",
+            _enc_id(parent) if parent else b"",
+            vpre,
             head,
             str(len(pieces)),
         ]
         for piece in pieces:
-            args += [
-                piece.channel,
-                piece.verkey,
-                piece.data,
-                piece.base_verkey,
-                piece.base_digest,
-                "1" if piece.dedupe else "0",
-            ]
-        args.append(str(_MIN_REF_BYTES))
+            args += [piece.channel, piece.verkey, piece.data, piece.base_verkey, piece.base_chain]
         next_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
         }
@@ -1034,7 +1210,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             log.warning("session %s has no valid %s", plan.thread_id, keys.EXPIRES_AT_FIELD)
         states: dict[str, _ListState | None] = dict.fromkeys(plan.cleared)
         for piece in plan.pieces:
-            # a version already stored keeps its first value: don't assume ours
+            # a version already stored keeps its first value: don't assume it is ours
             states[piece.channel] = None if skipped else piece.state
         self._cache.update(plan.thread_id, plan.ns, states)
         return False
@@ -1081,11 +1257,33 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         ns: str = conf.get("checkpoint_ns", "") or ""
         cid: str = conf["checkpoint_id"]
         keys_, args = self._write_keys(thread_id)
-        args += [f"c{_SEP}{ns}{_SEP}{cid}", task_id, task_path, str(len(writes))]
+        cpre, vpre, _ = _prefixes(ns)
+        args += [cpre + _enc_id(cid), _enc_id(task_id), _enc_path(task_path), vpre]
+        args.append(str(len(writes)))
         for idx, (channel, value) in enumerate(writes):
-            type_, data = self.serde.dumps_typed(value)
-            payload = b"V" + _frame(channel.encode()) + _frame(_type_code(type_)) + bytes(data)
-            args += [str(WRITES_IDX_MAP.get(channel, idx)), payload]
+            type_, raw = self.serde.dumps_typed(value)
+            data = bytes(raw)
+            items_digest = count = b""
+            candidate = ""
+            header = _array_header(data) if type_ == "msgpack" else None
+            if header is not None:
+                n, header_len = header
+                data = data[header_len:]
+                items_digest, count = _digest(data), str(n).encode()
+                # if the saver already stored the version these writes made, its piece
+                # may hold the same items: the script then stores a reference
+                state = self._cache.get(thread_id, ns, channel)
+                if state is not None and state.parent == cid:
+                    candidate = state.verkey
+            payload = (
+                b"V"
+                + _frame(channel.encode())
+                + _frame(_type_code(type_))
+                + _frame(items_digest)
+                + _frame(count)
+                + _pack(data)
+            )
+            args += [str(WRITES_IDX_MAP.get(channel, idx)), payload, candidate]
         return thread_id, keys_, args
 
     def _after_put_writes(self, thread_id: str, reply: Any) -> None:
@@ -1120,26 +1318,25 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
 
     # ------------------------------------------------------------------ reads
 
-    def _get_args(self, config: RunnableConfig) -> tuple[str, str, list[str], list[str]]:
+    def _get_args(self, config: RunnableConfig) -> tuple[str, str, list[str], list[bytes]]:
         conf = config["configurable"]
         thread_id: str = conf["thread_id"]
         ns: str = conf.get("checkpoint_ns", "") or ""
-        cid = get_checkpoint_id(config) or ""
-        args = [f"c{_SEP}{ns}{_SEP}", f"v{_SEP}{ns}{_SEP}", f"l{_SEP}{ns}", cid]
+        cid = get_checkpoint_id(config)
+        cpre, vpre, latest = _prefixes(ns)
+        args = [cpre, vpre, latest, _enc_id(cid) if cid else b""]
         return thread_id, ns, [keys.thread(thread_id)], args
 
     def _parse_get(self, thread_id: str, ns: str, reply: Any) -> CheckpointTuple | None:
         if not reply:
             return None
         cid_b, record, chains_r, refs_r = reply
-        chains = {
-            _b(chain[0]).decode(): [_b(piece) for piece in chain[1:]] for chain in chains_r
-        }
+        chains = {_b(chain[0]).decode(): [_b(piece) for piece in chain[1:]] for chain in chains_r}
         refs = {(_b(vk).decode(), _b(ch).decode()): _b(piece) for vk, ch, piece in refs_r}
         return self._make_tuple(
             thread_id,
             ns,
-            _b(cid_b).decode(),
+            _dec_id(_b(cid_b)),
             _b(record),
             lambda channel, verkey: chains.get(channel, []),
             lambda verkey, channel: refs.get((verkey, channel)),
@@ -1168,10 +1365,10 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                 continue  # an empty channel
             value = self.serde.loads_typed(_assemble(pieces))
             values[channel] = value
-            digest = _piece_digest(pieces[0])  # only list pieces have one
-            if remember and digest and isinstance(value, list):
+            chain = _piece_chain(pieces[0])  # only list pieces have one
+            if remember and chain and isinstance(value, list):
                 # the next put of this thread can store just what gets appended to it
-                states[channel] = _ListState(verkey, list(value), digest)
+                states[channel] = _ListState(verkey, list(value), chain, "")
         if remember:
             self._cache.update(thread_id, ns, states)
 
@@ -1213,18 +1410,20 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         channel = channel_b.decode()
         if payload[:1] == b"V":
             code, pos = _read(payload, pos)
-            return channel, self.serde.loads_typed((_type_name(code), payload[pos:]))
+            _, pos = _skip(payload, pos)  # items digest
+            count, pos = _read(payload, pos)
+            data = _unpack(payload, pos)
+            if count:
+                data = _array_prefix(int(count)) + data
+            return channel, self.serde.loads_typed((_type_name(code), data))
         if payload[:1] != b"R":
             raise CorruptThreadError("unknown pending write payload")
-        verkey, pos = _read(payload, pos)
-        header, pos = _read(payload, pos)
-        offset, pos = _read(payload, pos)
-        length, pos = _read(payload, pos)
+        verkey, _ = _read(payload, pos)
         piece = piece_of(verkey.decode(), channel)
-        start, end = int(offset), int(offset) + int(length)
-        if piece is None or len(piece) < end:
+        if not piece:
             raise CorruptThreadError("a pending write refers to a missing channel value")
-        return channel, self.serde.loads_typed(("msgpack", header + piece[start:end]))
+        n, items = _piece_items(piece)
+        return channel, self.serde.loads_typed(("msgpack", _array_prefix(n) + items))
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (its `checkpoint_id`, else the latest): one round trip."""
@@ -1290,8 +1489,9 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints matching the criteria, newest first; `config` None = all threads."""
         client = self._sync_client()
+        thread_keys: Iterable[Any]
         if config is not None:
-            thread_keys: Iterable[Any] = [keys.thread(config["configurable"]["thread_id"])]
+            thread_keys = [keys.thread(config["configurable"]["thread_id"])]
         else:
             thread_keys = _unique(client.scan_iter(match=self._thread_pattern, count=_SCAN_COUNT))
         remaining = limit
@@ -1299,15 +1499,14 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             thread_id = self._thread_id_of(_b(key))
             if thread_id is None:
                 continue
-            fields = client.hgetall(key)
+            # bytes: decode_responses=False is checked in __init__
+            fields = cast(dict[bytes, bytes], client.hgetall(key))
             for item in self._list_thread(thread_id, fields, config, filter, before):
                 if remaining is not None:
                     if remaining <= 0:
                         return
                     remaining -= 1
                 yield item
-            if remaining is not None and remaining <= 0:
-                return
 
     async def alist(
         self,
@@ -1332,15 +1531,13 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             thread_id = self._thread_id_of(_b(key))
             if thread_id is None:
                 continue
-            fields = await client.hgetall(key)
+            fields = cast(dict[bytes, bytes], await client.hgetall(key))
             for item in self._list_thread(thread_id, fields, config, filter, before):
                 if remaining is not None:
                     if remaining <= 0:
                         return
                     remaining -= 1
                 yield item
-            if remaining is not None and remaining <= 0:
-                return
 
     # ------------------------------------------------------------------ delete, versions
 
@@ -1355,13 +1552,13 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         await self._async_client().delete(keys.thread(thread_id))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
-        """Short increasing versions: "<digits><n>.<8 hex>", e.g. "15.0c2f9a41".
+        """Short increasing versions: "<digit count><n>.<8 hex>", e.g. "15.0c2f9a41".
 
         The number is prefixed by its digit count so plain string comparison (what
-        LangGraph uses) orders versions correctly up to 10**9. The random part keeps two
-        branches forked from one checkpoint from ever naming different values alike. They
-        are stored ~10 times per checkpoint, so they are kept far shorter than
-        InMemorySaver's 50-character ones.
+        LangGraph uses) orders versions up to 10**9 steps. The random part keeps two
+        branches forked from one checkpoint from ever naming different values alike.
+        Versions are stored ~10 times per checkpoint, hence far shorter than
+        InMemorySaver's 50 characters.
         """
         if current is None:
             number = 0
@@ -1372,7 +1569,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             if len(head) >= 2 and head[0].isdigit() and int(head[0]) == len(head) - 1:
                 number = int(head[1:])
             else:
-                number = int(float(head)) if head else 0
+                number = int(head) if head.isdigit() else 0
         digits = str(number + 1)
         return f"{len(digits)}{digits}.{random.getrandbits(32):08x}"
 

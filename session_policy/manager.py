@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
 from langgraph.graph.state import CompiledStateGraph
 
 from session_policy.ids import validate_user_id
@@ -114,6 +115,28 @@ class SessionManager:
                 found.append(session)
         return found
 
+    async def ended_sessions(self, user_id: str, limit: int) -> list[EndedSession]:
+        """The user's ended-session records from every backend, newest first."""
+        validate_user_id(user_id)
+        records: list[EndedSession] = []
+        for backing in self._backings():
+            try:
+                records += await backing.sessions.ended(user_id, limit)
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+        return sorted(records, key=lambda r: -r.endTime)[:limit]
+
+    async def ended_record(self, session_id: str) -> EndedSession | None:
+        for backing in self._backings():
+            try:
+                record = await backing.sessions.ended_record(session_id)
+            except REDIS_DOWN as error:
+                self.storage.mark_down(error)
+                continue
+            if record is not None:
+                return record
+        return None
+
     def _backings(self) -> list[Backing]:
         backings = [self.storage.memory]
         if self.storage.redis is not None and self.storage.mode == "redis":
@@ -122,17 +145,28 @@ class SessionManager:
 
     # --- conversations -----------------------------------------------------------------
 
-    async def chat(self, user_id: str, message: str) -> TurnResult:
+    async def chat(
+        self, user_id: str, message: str, *, config: RunnableConfig | None = None
+    ) -> TurnResult:
         """One conversation, answered in full."""
-        async for event in self.turn(user_id, message, stream=False):
+        async for event in self.turn(user_id, message, stream=False, config=config):
             if isinstance(event, TurnResult):
                 return event
         raise AssertionError("turn() always ends with a TurnResult")
 
     async def turn(
-        self, user_id: str, message: str, *, stream: bool = True
+        self,
+        user_id: str,
+        message: str,
+        *,
+        stream: bool = True,
+        config: RunnableConfig | None = None,
     ) -> AsyncIterator[str | TurnResult]:
-        """The answer's tokens as they come (when `stream`), then the `TurnResult`."""
+        """The answer's tokens as they come (when `stream`), then the `TurnResult`.
+
+        `config` (callbacks, tags...) is passed on to the graph run, so callers such as
+        LangServe see the agent's inner events; its thread is always the session's.
+        """
         validate_user_id(user_id)
         for _ in range(MAX_ATTEMPTS):
             backing, session = await self.session_for(user_id)
@@ -142,7 +176,7 @@ class SessionManager:
                 continue
             state: dict[str, Any] | None = None
             try:
-                async for event in self._run(backing, session, message, stream):
+                async for event in self._run(backing, session, message, stream, config):
                     if isinstance(event, str):
                         yield event
                     else:
@@ -158,16 +192,24 @@ class SessionManager:
         raise RuntimeError(f"could not place a message of {user_id!r} in a session")
 
     async def _run(
-        self, backing: Backing, session: Session, message: str, stream: bool
+        self,
+        backing: Backing,
+        session: Session,
+        message: str,
+        stream: bool,
+        parent: RunnableConfig | None,
     ) -> AsyncIterator[str | dict[str, Any]]:
         graph = self.graph(backing)
-        config: RunnableConfig = {
-            "configurable": {
-                "thread_id": session.session_id,
-                "user_id": session.user_id,
-                "session_started_at": session.start_ms,
-            }
-        }
+        config = merge_configs(
+            parent,
+            {
+                "configurable": {
+                    "thread_id": session.session_id,
+                    "user_id": session.user_id,
+                    "session_started_at": session.start_ms,
+                }
+            },
+        )
         human = HumanMessage(message, response_metadata={"timestamp": self.clock_ms()})
         if not stream:
             yield await graph.ainvoke({"messages": [human]}, config)

@@ -23,12 +23,12 @@ from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from session_policy.checkpointer import RedisSessionSaver
 from session_policy.config import SessionSettings

@@ -1,0 +1,26 @@
+"""FastAPI dependencies: the running service and validated path parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from server.service import Service
+from session_policy.ids import USER_ID_PATTERN
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+UserIdPath = Annotated[
+    str,
+    Path(
+        pattern=USER_ID_PATTERN,
+        description="1-128 characters from A-Z a-z 0-9 _ . @ -",
+        examples=["user123"],
+    ),
+]

@@ -1,0 +1,145 @@
+"""Figures for `/system/memory` and `/system/status`, read without KEYS or full scans."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from server.service import VERSION, Service
+from session_policy import keys
+from session_policy.memory_store import MemorySessionStore
+from session_policy.storage import REDIS_DOWN
+
+SAMPLE = 50  # sessions sampled for bytes per session
+
+
+def process_rss_bytes() -> int:
+    """Resident memory of this process (Linux: now; elsewhere: the peak)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if platform.system() == "Darwin" else peak * 1024
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024:
+            return f"{size:.2f}{unit}"
+        size /= 1024
+    return f"{size:.2f}T"
+
+
+async def _redis_figures(service: Service) -> dict[str, Any]:
+    client = service.storage.client
+    if client is None or service.storage.mode != "redis":
+        return {"available": False, "error": service.storage.last_error}
+    try:
+        info = await client.info("memory")
+        keyspace = await client.info("keyspace")
+        active = int(await client.zcard(keys.DEADLINES))
+        members: list[bytes] = await client.zrandmember(keys.DEADLINES, SAMPLE) or []  # type: ignore[assignment]
+        sample = [member.decode() for member in members]
+        sizes, counts = [], []
+        for session_id in sample:
+            thread = await client.memory_usage(keys.thread(session_id)) or 0
+            meta = await client.memory_usage(keys.session_meta(session_id)) or 0
+            sizes.append(thread + meta)
+            counts.append(
+                int(await client.hget(keys.session_meta(session_id), "conversationCount") or 0)
+            )
+    except REDIS_DOWN as error:
+        service.storage.mark_down(error)
+        return {"available": False, "error": service.storage.last_error}
+    total_keys = sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
+    average = sum(sizes) / len(sizes) if sizes else 0
+    conversations = round(sum(counts) / len(counts) * active) if counts else 0
+    return {
+        "available": True,
+        "usedMemory": info["used_memory"],
+        "usedMemoryHuman": info["used_memory_human"],
+        "usedMemoryPeak": info["used_memory_peak"],
+        "usedMemoryPeakHuman": info["used_memory_peak_human"],
+        "maxmemory": info["maxmemory"],
+        "maxmemoryHuman": info["maxmemory_human"],
+        "keys": {
+            "total": total_keys,
+            "sessionThreads": active,
+            "sessionMeta": active,
+            "other": max(total_keys - 2 * active, 0),
+        },
+        "activeSessions": active,
+        "conversationsHeld": conversations,
+        "averageBytesPerSession": round(average),
+        "sampledSessions": len(sizes),
+    }
+
+
+async def memory_report(service: Service) -> dict[str, Any]:
+    memory_store = service.storage.memory.sessions
+    memory_sessions = memory_store.sessions if isinstance(memory_store, MemorySessionStore) else []
+    rss = process_rss_bytes()
+    return {
+        "storageMode": service.storage.mode,
+        "redis": await _redis_figures(service),
+        "memoryFallback": {
+            "activeSessions": len(memory_sessions),
+            "conversationsHeld": sum(s.conversation_count for s in memory_sessions),
+        },
+        "process": {"rss": rss, "rssHuman": _human(rss)},
+    }
+
+
+async def status_report(service: Service) -> dict[str, Any]:
+    storage = service.storage
+    if storage.redis is not None and storage.mode == "redis":
+        await storage.ping()
+    settings = service.settings
+    stats = await _session_stats(service)
+    return {
+        "status": storage.status,
+        "version": VERSION,
+        "uptime": round(time.time() - service.started_at, 3),
+        "storageMode": storage.mode,
+        "redis": {
+            "configured": storage.redis is not None,
+            "connected": storage.mode == "redis",
+            "pingMs": storage.ping_ms if storage.mode == "redis" else None,
+            "lastError": storage.last_error,
+        },
+        "sessionConfig": {
+            "profile": settings.session_profile,
+            "sessionDuration": settings.session_duration,
+            "maxConversationsPerSession": settings.max_conversations_per_session,
+            "inactivityTimeout": settings.inactivity_timeout,
+            "cleanupInterval": settings.cleanup_interval,
+            "sessionHistoryRetention": settings.session_history_retention,
+            "userMemoryTtl": settings.user_memory_ttl,
+            "endSessionsOnShutdown": settings.end_sessions_on_shutdown,
+        },
+        "sessions": stats,
+        "model": service.model_name,
+        "weather": service.weather_name,
+    }
+
+
+async def _session_stats(service: Service) -> dict[str, Any]:
+    """Counters of the Redis store (shared by all processes) plus this process's memory store."""
+    memory = await service.storage.memory.sessions.stats()
+    redis_backing = service.storage.redis
+    if redis_backing is None or service.storage.mode != "redis":
+        return {**memory, "memoryFallbackActive": memory["activeSessions"]}
+    try:
+        shared = await redis_backing.sessions.stats()
+    except REDIS_DOWN as error:
+        service.storage.mark_down(error)
+        return {**memory, "memoryFallbackActive": memory["activeSessions"]}
+    for reason, count in memory["endedByReason"].items():
+        shared["endedByReason"][reason] += count
+    shared["memoryFallbackActive"] = memory["activeSessions"]
+    return shared

@@ -1,0 +1,121 @@
+"""`/sessions/{userId}...`: a user's sessions, their history, and ending them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from server.deps import ServiceDep, UserIdPath
+from server.schemas import (
+    EndRequest,
+    EndResponse,
+    ErrorResponse,
+    HistoryResponse,
+    SessionHistoryResponse,
+    SessionsResponse,
+)
+from session_policy.ids import session_belongs_to
+from session_policy.models import Session, iso
+
+router = APIRouter(prefix="/sessions", tags=["sessions"], responses={422: {"model": ErrorResponse}})
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items.")]
+
+
+def _messages(messages: list[BaseMessage], limit: int) -> list[dict[str, Any]]:
+    """User and assistant text turns (tool traffic left out), the last `limit` of them."""
+    shown = []
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            role = "user"
+        elif isinstance(message, AIMessage) and message.text and not message.tool_calls:
+            role = "assistant"
+        else:
+            continue
+        stamp = message.response_metadata.get("timestamp")
+        shown.append(
+            {"role": role, "content": message.text, "timestamp": iso(stamp) if stamp else None}
+        )
+    return shown[-limit:]
+
+
+async def _session_messages(service: ServiceDep, session: Session, limit: int) -> list[Any]:
+    graph = service.manager.graph(service.storage.backing(session.backend))
+    state = await graph.aget_state({"configurable": {"thread_id": session.session_id}})
+    return _messages(state.values.get("messages", []), limit)
+
+
+@router.get("/{userId}", response_model=SessionsResponse)
+async def active_sessions(userId: UserIdPath, service: ServiceDep) -> Any:
+    """The user's active session (at most one), with when and why it will end."""
+    sessions = await service.manager.active_sessions(userId)
+    now = service.manager.clock_ms()
+    return {
+        "userId": userId,
+        "activeSessions": len(sessions),
+        "sessions": [s.to_api(now) for s in sessions],
+    }
+
+
+@router.get("/{userId}/history", response_model=HistoryResponse)
+async def history(userId: UserIdPath, service: ServiceDep, limit: Limit = 100) -> Any:
+    """The current session's messages and the user's ended-session records."""
+    sessions = await service.manager.active_sessions(userId)
+    current = sessions[0] if sessions else None
+    ended = await service.manager.ended_sessions(userId, limit)
+    return {
+        "userId": userId,
+        "sessionId": current.session_id if current else None,
+        "messages": await _session_messages(service, current, limit) if current else [],
+        "endedSessions": [r.to_api() for r in ended],
+    }
+
+
+@router.get(
+    "/{userId}/history/{sessionId}",
+    response_model=SessionHistoryResponse,
+    responses={404: {"model": ErrorResponse}},
+)
+async def session_history(
+    userId: UserIdPath,
+    sessionId: str,
+    service: ServiceDep,
+    limit: Limit = 100,
+) -> Any:
+    """One session of this user: its messages while active, its record once ended."""
+    if not session_belongs_to(sessionId, userId):
+        raise HTTPException(404, f"no session {sessionId!r} for user {userId!r}")
+    for session in await service.manager.active_sessions(userId):
+        if session.session_id == sessionId:
+            return {
+                "userId": userId,
+                "sessionId": sessionId,
+                "status": "active",
+                "messages": await _session_messages(service, session, limit),
+                "record": None,
+            }
+    record = await service.manager.ended_record(sessionId)
+    if record is None:
+        raise HTTPException(404, f"no session {sessionId!r} for user {userId!r}")
+    return {
+        "userId": userId,
+        "sessionId": sessionId,
+        "status": "ended",
+        "messages": [],
+        "record": record.to_api(),
+    }
+
+
+@router.post("/{userId}/end", response_model=EndResponse)
+async def end_sessions(
+    userId: UserIdPath,
+    service: ServiceDep,
+    body: EndRequest | None = None,
+) -> Any:
+    """End the user's sessions now (recorded with end reason `manual`); the data is gone
+    when this returns."""
+    reason = body.reason if body else "manual"
+    ended = await service.manager.end_user_sessions(userId, "manual")
+    return {"userId": userId, "endedSessions": ended, "reason": reason}

@@ -1,0 +1,39 @@
+"""`/system/*` for operators, and the `/health` and `/ready` probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from server.deps import ServiceDep
+from server.monitoring import memory_report, status_report
+
+router = APIRouter(prefix="/system", tags=["system"])
+probes = APIRouter(tags=["system"])
+
+
+@router.get("/memory")
+async def memory(service: ServiceDep) -> dict[str, Any]:
+    """Redis memory (used, peak, maxmemory), keys by kind, sessions, bytes per session,
+    and this process's resident memory."""
+    return await memory_report(service)
+
+
+@router.get("/status")
+async def status(service: ServiceDep) -> dict[str, Any]:
+    """`ok` on Redis, `degraded` on the in-memory fallback; configuration and statistics."""
+    return await status_report(service)
+
+
+@probes.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@probes.get("/ready", responses={503: {"description": "No storage can take sessions."}})
+async def ready(service: ServiceDep) -> Any:
+    """Readiness: sessions can be stored (Redis, or the in-memory fallback)."""
+    return JSONResponse({"ready": True, "storageMode": service.storage.mode})

@@ -1,0 +1,88 @@
+"""The running service: storage, session manager and cleanup, wired to the agent graph.
+
+Created by the app's lifespan (`start_service`), so nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from agent import build_graph
+from agent.facts import extract_facts
+from agent.models import load_chat_model
+from agent.weather import WeatherSource, make_weather_source
+from server.config import Settings
+from session_policy.cleanup import Cleanup
+from session_policy.manager import Graph, SessionManager
+from session_policy.models import SessionLimits
+from session_policy.policy import SessionPolicy
+from session_policy.storage import Backing, Storage
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class Service:
+    settings: Settings
+    storage: Storage
+    manager: SessionManager
+    cleanup: Cleanup
+    model_name: str
+    weather_name: str
+    started_at: float = field(default_factory=time.time)
+
+    async def stop(self) -> None:
+        await self.cleanup.stop()
+        ended = await self.manager.shutdown()
+        if ended:
+            log.info("shutdown: ended %d sessions", len(ended))
+        await self.storage.close()
+
+
+def make_manager(
+    settings: Settings,
+    storage: Storage,
+    *,
+    model: BaseChatModel | None = None,
+    weather: WeatherSource | None = None,
+) -> SessionManager:
+    model = model or load_chat_model(settings)
+    weather = weather or make_weather_source(settings)
+    policy = SessionPolicy(
+        SessionLimits.from_settings(settings),
+        extract_facts=extract_facts,
+        facts_ttl_s=settings.user_memory_ttl,
+    )
+
+    def graph_for(backing: Backing) -> Graph:
+        return build_graph(
+            backing.checkpointer, store=backing.facts, model=model, weather=weather, policy=policy
+        )
+
+    return SessionManager(
+        storage, graph_for, end_sessions_on_shutdown=settings.end_sessions_on_shutdown
+    )
+
+
+async def start_service(settings: Settings, **overrides: Any) -> Service:
+    storage = Storage(settings, settings.redis_url)
+    await storage.start()
+    manager = make_manager(settings, storage, **overrides)
+    cleanup = Cleanup(storage, settings.cleanup_interval_seconds)
+    cleanup.start()
+    weather = overrides.get("weather")
+    return Service(
+        settings=settings,
+        storage=storage,
+        manager=manager,
+        cleanup=cleanup,
+        model_name=settings.resolved_model,
+        weather_name=weather.name if weather is not None else settings.weather_provider,
+    )
