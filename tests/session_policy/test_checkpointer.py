@@ -7,13 +7,14 @@ Run with `-s` to see the conformance report and the memory numbers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, cast
 
 import pytest
 import redis
@@ -27,10 +28,7 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.base.id import uuid6
-from langgraph.checkpoint.conformance import (  # type: ignore[import-untyped]
-    checkpointer_test,
-    validate,
-)
+from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -130,7 +128,8 @@ def metadata_of(step: int = 0) -> CheckpointMetadata:
 def stored_write_kinds(client: redis.Redis, thread_id: str) -> dict[str, int]:
     """How the thread's pending writes are stored: literal (V) or reference (R)."""
     kinds = {"V": 0, "R": 0}
-    for field, value in client.hgetall(keys.thread(thread_id)).items():
+    fields = cast(dict[bytes, bytes], client.hgetall(keys.thread(thread_id)))
+    for field, value in fields.items():
         if field.startswith(b"c"):
             for write in _split_record(value)[1]:
                 kinds[write.payload[:1].decode()] += 1
@@ -143,7 +142,7 @@ class RoundTrips:
     def __init__(self, saver: RedisSessionSaver, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: Counter[str] = Counter()
         if saver.redis is not None:
-            send = saver.redis.execute_command
+            send: Callable[..., Awaitable[Any]] = saver.redis.execute_command
 
             async def counted(*args: Any, **options: Any) -> Any:
                 self.calls[str(args[0]).upper()] += 1
@@ -151,7 +150,7 @@ class RoundTrips:
 
             monkeypatch.setattr(saver.redis, "execute_command", counted)
         if saver.sync_redis is not None:
-            sync_send = saver.sync_redis.execute_command
+            sync_send: Callable[..., Any] = saver.sync_redis.execute_command
 
             def sync_counted(*args: Any, **options: Any) -> Any:
                 self.calls[str(args[0]).upper()] += 1
@@ -259,7 +258,8 @@ async def test_async_conversation_matches_in_memory_saver(
             expected_snapshot.values.get("messages", [])
         )
         assert snapshot.next == expected_snapshot.next
-        assert snapshot.metadata is not None and expected_snapshot.metadata is not None
+        assert snapshot.metadata is not None
+        assert expected_snapshot.metadata is not None
         assert snapshot.metadata["step"] == expected_snapshot.metadata["step"]
 
 
@@ -290,6 +290,7 @@ async def test_stream_messages(saver: RedisSessionSaver) -> None:
     async for chunk, metadata in graph.astream(
         {"messages": [("user", "and tomorrow?")]}, config, stream_mode="messages"
     ):
+        assert isinstance(metadata, dict)
         if isinstance(chunk, AIMessageChunk) and metadata["langgraph_node"] == "model":
             tokens.append(chunk.text)
     answer = "".join(tokens)
@@ -489,7 +490,7 @@ async def test_list_values_are_stored_as_deltas(saver: RedisSessionSaver, r: red
         checkpoint = checkpoint_of({"messages": messages}, {"messages": version}, step=step)
         parent = await saver.aput(parent, checkpoint, metadata_of(step), {"messages": version})
         sizes.append(sum(len(v) for v in r.hgetall(keys.thread("delta-thread")).values()))
-    growth = [b - a for a, b in zip(sizes, sizes[1:], strict=False)]
+    growth = [b - a for a, b in itertools.pairwise(sizes)]
     print(f"\nbytes stored per appended message: {growth}")
     assert max(growth) < 1.3 * min(growth)  # one message each time, not the whole list
     latest = await saver.aget_tuple(config)
@@ -534,25 +535,24 @@ async def test_one_round_trip_per_call(
     graph = offline_graph(saver)
     config = thread_config("trips")
     await graph.ainvoke({"messages": [("user", "What's the weather in London?")]}, config)
-    latest = await saver.aget_tuple(config)  # the scripts are loaded by now
-    assert latest is not None
     trips = RoundTrips(saver, monkeypatch)
 
-    assert await saver.aget_tuple(config) is not None
+    # a turn with a tool call: 1 read, 5 checkpoints (the input, then one per super-step:
+    # start, model, tools, model) and the writes of the 4 tasks: each one script
+    await graph.ainvoke({"messages": [("user", "and tomorrow?")]}, config)
+    assert trips.take() == {"EVALSHA": 10}
+    await asyncio.to_thread(graph.invoke, {"messages": [("user", "in Fahrenheit")]}, config)
+    assert trips.take() == {"EVALSHA": 10}
+
+    latest = await saver.aget_tuple(config)
+    assert latest is not None
     assert trips.take() == {"EVALSHA": 1}
     assert await asyncio.to_thread(saver.get_tuple, config) is not None
     assert trips.take() == {"EVALSHA": 1}
-
     await saver.aput_writes(latest.config, [("messages", [AIMessage("hi")])], "a-task")
     assert trips.take() == {"EVALSHA": 1}
     await asyncio.to_thread(saver.put_writes, latest.config, [("x", 1)], "b-task")
     assert trips.take() == {"EVALSHA": 1}
-
-    # a whole turn with a tool call: 1 read, 4 checkpoints, 3 tasks' writes
-    await graph.ainvoke({"messages": [("user", "and tomorrow?")]}, config)
-    assert trips.take() == {"EVALSHA": 8}
-    await asyncio.to_thread(graph.invoke, {"messages": [("user", "in Fahrenheit")]}, config)
-    assert trips.take() == {"EVALSHA": 8}
 
 
 async def test_writes_before_their_checkpoint(saver: RedisSessionSaver) -> None:
@@ -571,7 +571,8 @@ async def test_writes_before_their_checkpoint(saver: RedisSessionSaver) -> None:
     root: RunnableConfig = {"configurable": {"thread_id": "early", "checkpoint_ns": ""}}
     await saver.aput(root, checkpoint, metadata_of(), {})
     stored = await saver.aget_tuple(config)
-    assert stored is not None and stored.pending_writes is not None
+    assert stored is not None
+    assert stored.pending_writes is not None
     assert [(t, c, v[0].text) for t, c, v in stored.pending_writes] == [("t1", "messages", "early")]
 
 
@@ -600,7 +601,8 @@ async def test_write_references_either_order(
         await saver.aput(parent, child, metadata_of(2), {"messages": v2})
     assert stored_write_kinds(r, thread_id) == {"V": 0, "R": 1}
     stored = await saver.aget_tuple(parent)
-    assert stored is not None and stored.pending_writes is not None
+    assert stored is not None
+    assert stored.pending_writes is not None
     ((task, channel, value),) = stored.pending_writes
     assert (task, channel) == ("model-task", "messages")
     assert dumped(value) == dumped([answer])
@@ -669,7 +671,8 @@ def test_versions_increase_as_strings() -> None:
         versions.append(current)
     assert versions == sorted(versions)
     assert len(set(versions)) == len(versions)
-    assert versions[0].startswith("11.") and versions[-1].startswith("41200.")
+    assert versions[0].startswith("11.")
+    assert versions[-1].startswith("41200.")
     assert saver.get_next_version(7, None).startswith("18.")  # type: ignore[arg-type]
     in_memory = InMemorySaver().get_next_version(None, None)
     assert saver.get_next_version(in_memory, None).startswith("12.")
