@@ -93,8 +93,8 @@ import hashlib
 import logging
 import operator
 import random
+import re
 import threading
-import uuid
 import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -532,22 +532,20 @@ def _frames(buf: bytes, pos: int = 0) -> Iterator[bytes]:
         yield data
 
 
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _enc_id(ident: str) -> bytes:
     """LangGraph's ids are UUIDs: 17 bytes instead of 36 (they are stored a lot)."""
-    if len(ident) == 36:
-        try:
-            parsed = uuid.UUID(ident)
-        except ValueError:
-            pass
-        else:
-            if str(parsed) == ident:
-                return _UUID_TAG + parsed.bytes
+    if len(ident) == 36 and _CANONICAL_UUID.fullmatch(ident):
+        return _UUID_TAG + bytes.fromhex(ident.replace("-", ""))
     return ident.encode()
 
 
 def _dec_id(data: bytes) -> str:
     if data[:1] == _UUID_TAG and len(data) == 17:
-        return str(uuid.UUID(bytes=data[1:]))
+        h = data[1:].hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     return data.decode()
 
 
@@ -679,9 +677,17 @@ def _deflate(data: bytes, zdict: bytes) -> bytes | None:
     return packed if len(packed) < len(data) else None
 
 
-def _inflate(data: bytes | memoryview, zdict: bytes) -> bytes:
-    decompressor = zlib.decompressobj(_WBITS, zdict=zdict)
-    out = decompressor.decompress(data) + decompressor.flush()
+# primed with the values dictionary once; copied for each blob
+_VALUES_INFLATER: Final = zlib.decompressobj(_WBITS, zdict=_VALUES_DICT)
+
+
+def _inflate(data: bytes | memoryview, zdict: bytes | None = None) -> bytes:
+    """Raw inflate with `zdict` (default: the values dictionary)."""
+    if zdict is None:
+        decompressor = _VALUES_INFLATER.copy()
+    else:
+        decompressor = zlib.decompressobj(_WBITS, zdict=zdict)
+    out = decompressor.decompress(data)
     if not decompressor.eof:
         raise CorruptThreadError("truncated compressed data")
     return out
@@ -697,7 +703,7 @@ def _unpack(blob: bytes, pos: int = 0) -> bytes:
     if flag == b"r":
         return blob[pos + 1 :]
     if flag == b"z":
-        return _inflate(memoryview(blob)[pos + 1 :], _VALUES_DICT)
+        return _inflate(memoryview(blob)[pos + 1 :])
     raise CorruptThreadError(f"unknown blob flag {flag!r}")
 
 

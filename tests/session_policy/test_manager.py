@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from langchain_core.runnables import RunnableConfig
 
 from agent import build_graph
 from agent.facts import extract_facts
@@ -172,7 +173,7 @@ async def test_a_late_write_cannot_bring_a_session_back(service: Service) -> Non
     turn = await service.chat("dan", "Weather in Cairo?")
     backing = service.storage.current
     graph = service.manager.graph(backing)
-    config = {"configurable": {"thread_id": turn.session_id, "user_id": "dan"}}
+    config: RunnableConfig = {"configurable": {"thread_id": turn.session_id, "user_id": "dan"}}
     state = await graph.aget_state(config)
     await service.manager.end_user_sessions("dan")
     await graph.aupdate_state(config, {"messages": state.values["messages"]})  # a late write

@@ -1,0 +1,81 @@
+"""A real server process for the HTTP tests: `weather-agent serve` on a free port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from session_policy.redis_server import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).parents[2]
+
+
+class ServerProcess:
+    def __init__(self, redis_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = ROOT / "test-artifacts" / f"server-{self.port}.log"
+        self.log.parent.mkdir(exist_ok=True)
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "MODEL": "offline",
+            "WEATHER_PROVIDER": "simulated",
+            "OPENAI_API_KEY": "",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        command = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="module")
+def server_redis() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as redis_server:
+        yield redis_server
+
+
+@pytest.fixture(scope="module")
+def server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
+    process = ServerProcess(server_redis.url, MAX_CONVERSATIONS_PER_SESSION="5").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
