@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import redis
 
 from agent.models import OfflineChatModel
 from agent.weather import SimulatedWeather
 from session_policy.redis_server import EmbeddedRedis
+from tests.server_process import ServerProcess
 
 # A fixed moment (a Wednesday, noon UTC) so dates and simulated numbers never drift.
 FIXED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -47,3 +49,24 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="module")
+def server_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis for the server processes of one test module."""
+    with EmbeddedRedis() as redis_server:
+        yield redis_server
+
+
+@pytest.fixture(scope="module")
+def server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
+    """`weather-agent serve` (offline model, simulated weather, 5 conversations a session)."""
+    process = ServerProcess(server_redis.url, MAX_CONVERSATIONS_PER_SESSION="5").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http

@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 
 from session_policy.redis_server import EmbeddedRedis
-from tests.server.conftest import ServerProcess
+from tests.server_process import ServerProcess
 
 
 def new_user() -> str:

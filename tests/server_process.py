@@ -1,4 +1,4 @@
-"""A real server process for the HTTP tests: `weather-agent serve` on a free port."""
+"""A real server process for tests: `weather-agent serve` on a free port, stopped by the test."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from session_policy.redis_server import EmbeddedRedis, free_port
+from session_policy.redis_server import free_port
 
 ROOT = Path(__file__).parents[2]
 
@@ -60,22 +58,3 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-
-
-@pytest.fixture(scope="module")
-def server_redis() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as redis_server:
-        yield redis_server
-
-
-@pytest.fixture(scope="module")
-def server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
-    process = ServerProcess(server_redis.url, MAX_CONVERSATIONS_PER_SESSION="5").start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        yield http
