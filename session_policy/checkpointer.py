@@ -69,20 +69,26 @@ both copies would double the memory of a conversation. So a list write whose ite
 equals the one of a piece of the same channel becomes a reference ``R`` to that piece. Either
 script does it, whichever runs second: `put` for the writes already stored against its
 parent, `put_writes` for the piece the saver just stored from this checkpoint's writes (the
-saver remembers which). Digest equality means byte equality of the items, so the reference
-reads back exactly the value that was written; a write serialized differently stays literal.
+saver remembers which). Equal digests (64-bit blake2b) mean equal item bytes, so the
+reference reads back exactly the value that was written; a write serialized differently
+(a message given its id after the write was saved) simply stays literal.
 
 `blob` is ``z`` + raw deflate with a fixed dictionary of LangChain message boilerplate
 (module and class names, field names...), or ``r`` + the bytes when that is not smaller.
-Messages are mostly that boilerplate and short texts: it halves them, for ~15 µs per write and
-~4 µs per piece read. Frames are a base-128 varint length followed by the bytes.
+Messages are mostly that boilerplate and short texts: it halves them, for ~20 µs per written
+piece and a few µs per piece read. Frames are a base-128 varint length then the bytes.
 
 Delta detection is by identity: the saver remembers, per thread (LRU), namespace and list
-channel, the items of the last version it wrote or read. When the next value starts with the
-very same objects, only the new ones are serialized. Like LangGraph itself, this assumes
-checkpointed values are not mutated in place afterwards. If the remembered version is gone
-from Redis (thread deleted or expired meanwhile, another process...), the put script refuses
-the delta and the saver sends full values: a second round trip, in that case only.
+channel, the items of the last version it wrote and of the last ones reads returned, as weak
+references (the saver keeps no conversation alive; a run holds its objects while it needs
+them). When a new value starts with the very same objects, only the new ones are serialized.
+This assumes, like LangGraph, that a value is not mutated in place once checkpointed: a node
+that edits a message already in the state and returns that same object would get its edit
+saved by `InMemorySaver` (which re-serializes the whole list) but not here, where the stored
+bytes stay; replacing a message with a new object with the same id, as LangGraph recommends,
+works (the list no longer extends the old one, so it is stored whole). If the remembered
+version is gone from Redis (thread deleted or expired meanwhile, another process...), the put
+script refuses the delta and the saver sends full values: a second round trip, then only.
 """
 
 from __future__ import annotations
@@ -91,10 +97,10 @@ import base64
 import functools
 import hashlib
 import logging
-import operator
 import random
 import re
 import threading
+import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -441,9 +447,9 @@ return applied(deadline)
 )
 
 # get: ARGV[1] checkpoint field prefix, [2] version field prefix, [3] latest-pointer field,
-# [4] checkpoint id or "" for the latest. Returns {id, record, chains, refs}: a chain is
-# frame(channel) frame(newest piece) ... frame(full piece); a ref is {version key, channel,
-# piece} for each pending write stored as a reference.
+# [4] checkpoint id or "" for the latest. Returns {id, record, chains, refs}: a chain is the
+# channel then its pieces, newest first, each after its length (4 bytes, big-endian); a ref
+# is {version key, channel, piece} for each pending write stored as a reference.
 _GET_LUA = (
     _LUA_COMMON
     + r"""
@@ -467,8 +473,9 @@ local function piece(vk, ch)
   return find(r, ch)
 end
 
--- each chain as one string, frame(channel) then frame(piece) newest first: a reply of a
--- few elements parses much faster client side than one of a hundred pieces
+-- each chain as one string of 4-byte-length frames (channel, then pieces newest first):
+-- a reply of a few elements parses much faster client side than one of a hundred pieces,
+-- and struct.pack is the cheapest framing in Lua
 local chains = {}
 local versions = rd(head, 1)
 local q, m = 1, #versions
@@ -476,11 +483,12 @@ while q <= m do
   local ch, vk
   ch, q = rd(versions, q)
   vk, q = rd(versions, q)
-  local chain = {fr(ch)}
+  local chain = {struct.pack('>I4', #ch), ch}
   while vk do
     local pc = piece(vk, ch)
     if not pc then break end
-    chain[#chain + 1] = fr(pc)
+    chain[#chain + 1] = struct.pack('>I4', #pc)
+    chain[#chain + 1] = pc
     vk = nil
     if string.sub(pc, 1, 1) == 'D' then
       local _, r = rd(pc, 2)
@@ -557,6 +565,15 @@ def _frames(buf: bytes, pos: int = 0) -> Iterator[bytes]:
 
 
 _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _frames4(buf: bytes) -> Iterator[bytes]:
+    """Frames with a 4-byte big-endian length (the read script's reply)."""
+    pos, n = 0, len(buf)
+    while pos < n:
+        end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
+        yield buf[pos + 4 : end]
+        pos = end
 
 
 def _enc_id(ident: str) -> bytes:
@@ -867,33 +884,91 @@ def _assemble(pieces: Sequence[bytes]) -> tuple[str, bytes]:
     return "msgpack", _array_prefix(total) + b"".join(parts)
 
 
+class _Strong:
+    """A reference to an item that can't be weakly referenced (None, str, tuple...)."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+    def __call__(self) -> Any:
+        return self.item
+
+
+def _refs(items: Iterable[Any]) -> list[Callable[[], Any]]:
+    """Weak references where possible: the cache must not keep conversations alive."""
+    refs: list[Callable[[], Any]] = []
+    for item in items:
+        try:
+            refs.append(weakref.ref(item))
+        except TypeError:
+            refs.append(_Strong(item))
+    return refs
+
+
+def _extends(refs: Sequence[Callable[[], Any]], value: list[Any]) -> bool:
+    """Whether `value` starts with the very objects `refs` point to."""
+    if len(value) < len(refs):
+        return False
+    for ref, item in zip(refs, value, strict=False):
+        current = ref()
+        if current is not item or (current is None and type(ref) is weakref.ref):
+            return False  # another object, or a dead weak reference
+    return True
+
+
+def _alive(refs: Sequence[Callable[[], Any]]) -> bool:
+    return all(type(ref) is not weakref.ref or ref() is not None for ref in refs)
+
+
 @dataclass(slots=True)
 class _ListState:
-    """What the saver last saw of a list channel: delta detection by identity."""
+    """What the saver last saw of a list channel: delta detection by identity.
+
+    `items` are weak references (strong ones for items that can't have any), so an entry
+    dies with the conversation objects it describes: it is only useful while a run holds
+    them, and each run starts with a read that remembers the list it returns.
+    """
 
     verkey: str
-    items: list[Any]
+    items: list[Callable[[], Any]]
     chain: bytes
     parent: str  # the checkpoint whose writes made this version ("" if unknown)
 
 
 class _DeltaCache:
-    """Per thread (LRU), per (namespace, channel): the last known list version."""
+    """Per thread (LRU), per (namespace, channel): recently seen versions of a list.
+
+    A few per channel, newest first: the one the saver last wrote, and the ones reads
+    returned (a run extends what its first read returned; another reader, such as an API
+    showing the state, must not make the run's own objects forgotten).
+    """
+
+    PER_CHANNEL = 3
 
     def __init__(self, max_threads: int) -> None:
         self._max = max_threads
-        self._threads: OrderedDict[str, dict[tuple[str, str], _ListState]] = OrderedDict()
+        self._threads: OrderedDict[str, dict[tuple[str, str], list[_ListState]]] = OrderedDict()
         self._lock = threading.Lock()  # the sync API is called from LangGraph's threads
 
-    def get(self, thread_id: str, ns: str, channel: str) -> _ListState | None:
+    def get(self, thread_id: str, ns: str, channel: str) -> list[_ListState]:
         with self._lock:
             states = self._threads.get(thread_id)
             if states is None:
-                return None
+                return []
             self._threads.move_to_end(thread_id)
-            return states.get((ns, channel))
+            return list(states.get((ns, channel), ()))
 
-    def update(self, thread_id: str, ns: str, states: Mapping[str, _ListState | None]) -> None:
+    def update(
+        self,
+        thread_id: str,
+        ns: str,
+        states: Mapping[str, _ListState | None],
+        *,
+        read: bool = False,
+    ) -> None:
+        """A write replaces what is known of each channel (None: forget it); a read adds."""
         if self._max <= 0 or not states:
             return
         with self._lock:
@@ -904,10 +979,14 @@ class _DeltaCache:
                 known = self._threads[thread_id] = {}
             self._threads.move_to_end(thread_id)
             for channel, state in states.items():
+                key = (ns, channel)
                 if state is None:
-                    known.pop((ns, channel), None)
+                    known.pop(key, None)
+                elif not read:
+                    known[key] = [state]
                 else:
-                    known[(ns, channel)] = state
+                    alive = [s for s in known.get(key, ()) if _alive(s.items)]
+                    known[key] = [state, *alive][: self.PER_CHANNEL]
             while len(self._threads) > self._max:
                 self._threads.popitem(last=False)
 
@@ -994,7 +1073,8 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         ttl_seconds: expire a thread this long after its last write (refreshed on every
             write); with a guard deadline too, the sooner of the two applies.
         serde: serializer (default: LangGraph's `JsonPlusSerializer`).
-        delta_cache_threads: how many threads' last list values to remember for deltas.
+        delta_cache_threads: for how many threads (LRU) to remember recent list versions,
+            as weak references, to detect appends.
     """
 
     def __init__(
@@ -1118,13 +1198,15 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         deltas: bool,
     ) -> _Piece:
         if deltas and isinstance(value, list):
-            prev = self._cache.get(thread_id, ns, channel)
-            if (
-                prev is not None
-                and prev.verkey != verkey
-                and len(value) >= len(prev.items)
-                and all(map(operator.is_, prev.items, value))
-            ):
+            prev = next(
+                (
+                    state
+                    for state in self._cache.get(thread_id, ns, channel)
+                    if state.verkey != verkey and _extends(state.items, value)
+                ),
+                None,
+            )
+            if prev is not None:
                 # Same objects up front: serialize only what was appended.
                 type_, data = self.serde.dumps_typed(value[len(prev.items) :])
                 header = _array_header(data) if type_ == "msgpack" else None
@@ -1141,7 +1223,8 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                         + _frame(str(count).encode())
                         + _pack(items)
                     )
-                    state = _ListState(verkey, list(value), chain, parent)
+                    refs = prev.items + _refs(value[len(prev.items) :])
+                    state = _ListState(verkey, refs, chain, parent)
                     return _Piece(channel, verkey, piece, prev.verkey, prev.chain, state)
         type_, raw = self.serde.dumps_typed(value)
         data = bytes(raw)
@@ -1160,7 +1243,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             + _frame(str(count).encode())
             + _pack(items)
         )
-        state = _ListState(verkey, list(value), items_digest, parent)
+        state = _ListState(verkey, _refs(value), items_digest, parent)
         return _Piece(channel, verkey, piece, "", b"", state)
 
     def _plan_put(
@@ -1302,9 +1385,10 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                 items_digest, count = _digest(data), str(n).encode()
                 # if the saver already stored the version these writes made, its piece
                 # may hold the same items: the script then stores a reference
-                state = self._cache.get(thread_id, ns, channel)
-                if state is not None and state.parent == cid:
-                    candidate = state.verkey
+                for state in self._cache.get(thread_id, ns, channel):
+                    if state.parent == cid:
+                        candidate = state.verkey
+                        break
             payload = (
                 b"V"
                 + _frame(channel.encode())
@@ -1363,7 +1447,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         cid_b, record, chains_r, refs_r = reply
         chains: dict[str, list[bytes]] = {}
         for chain_b in chains_r:
-            channel, *pieces = _frames(_b(chain_b))
+            channel, *pieces = _frames4(_b(chain_b))
             chains[channel.decode()] = pieces
         refs = {(_b(vk).decode(), _b(ch).decode()): _b(piece) for vk, ch, piece in refs_r}
         return self._make_tuple(
@@ -1401,9 +1485,9 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             chain = _piece_chain(pieces[0])  # only list pieces have one
             if remember and chain and isinstance(value, list):
                 # the next put of this thread can store just what gets appended to it
-                states[channel] = _ListState(verkey, list(value), chain, "")
+                states[channel] = _ListState(verkey, _refs(value), chain, "")
         if remember:
-            self._cache.update(thread_id, ns, states)
+            self._cache.update(thread_id, ns, states, read=True)
 
         checkpoint = self.serde.loads_typed(head.checkpoint)
         checkpoint["id"] = cid

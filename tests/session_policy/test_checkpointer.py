@@ -7,11 +7,13 @@ Run with `-s` to see the conformance report and the memory numbers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import logging
 import os
 import time
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, cast
@@ -19,7 +21,13 @@ from typing import Any, cast
 import pytest
 import redis
 import redis.asyncio as aioredis
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -30,13 +38,16 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, interrupt
 
 from agent import build_graph
 from agent.models import OfflineChatModel
 from agent.weather import SimulatedWeather
 from session_policy import keys
-from session_policy.checkpointer import RedisSessionSaver, _split_record
+from session_policy.checkpointer import RedisSessionSaver, _frames, _split_record
 from tests.conftest import fixed_clock
 
 pytestmark = pytest.mark.integration
@@ -335,6 +346,65 @@ async def test_pending_writes_are_shared_with_the_messages_they_appended(
     assert compared >= 8
 
 
+def interrupting_graph(checkpointer: Any) -> Graph:
+    """A subgraph that asks (interrupt), then nodes that edit and trim the messages."""
+
+    def ask(state: MessagesState) -> dict[str, Any]:
+        name = interrupt("name?")
+        return {"messages": [AIMessage(f"hello {name}")]}
+
+    def edit(state: MessagesState) -> dict[str, Any]:
+        last = state["messages"][-1]  # replaced by id, with a new object
+        return {"messages": [AIMessage(f"{last.text}!", id=last.id)]}
+
+    def trim(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *state["messages"][-3:]]}
+
+    sub = StateGraph(MessagesState)
+    sub.add_node("ask", ask)
+    sub.add_edge(START, "ask")
+    builder = StateGraph(MessagesState)
+    builder.add_node("sub", sub.compile())
+    builder.add_node("edit", edit)
+    builder.add_node("trim", trim)
+    builder.add_edge(START, "sub")
+    builder.add_edge("sub", "edit")
+    builder.add_edge("edit", "trim")
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def test_interrupts_subgraphs_edits_and_removals(saver: RedisSessionSaver) -> None:
+    """Beyond appending: replaced and removed messages, and a subgraph's namespace."""
+
+    async def run(graph: Graph) -> list[Any]:
+        config = thread_config("interrupts")
+        seen: list[Any] = []
+        for turn in range(3):
+            asked = await graph.ainvoke({"messages": [HumanMessage(f"hi {turn}")]}, config)
+            seen.append([i.value for i in asked["__interrupt__"]])
+            state = await graph.aget_state(config, subgraphs=True)
+            seen.append([task.state is not None for task in state.tasks])
+            answered = await graph.ainvoke(Command(resume=f"bob {turn}"), config)
+            seen.append(shape(answered["messages"]))
+        history = [s async for s in graph.aget_state_history(config)]
+        seen.append([shape(s.values.get("messages", [])) for s in history])
+        seen.append([s.next for s in history])
+        return seen
+
+    expected = await run(interrupting_graph(InMemorySaver()))
+    got = await run(interrupting_graph(saver))
+    assert got == expected
+    assert got[2] == [("human", "hi 0", None), ("ai", "hello bob 0!", [])]
+    assert got[8] == [
+        ("ai", "hello bob 1!", []),
+        ("human", "hi 2", None),
+        ("ai", "hello bob 2!", []),
+    ]
+    namespaces = {t.config["configurable"]["checkpoint_ns"] async for t in saver.alist(None)}
+    assert "" in namespaces
+    assert any(ns.startswith("sub:") for ns in namespaces)
+
+
 # --------------------------------------------------------------------------- the guard
 
 
@@ -499,6 +569,43 @@ async def test_list_values_are_stored_as_deltas(saver: RedisSessionSaver, r: red
     # and every older checkpoint still reads its own list
     lengths = [len(t.checkpoint["channel_values"]["messages"]) async for t in saver.alist(config)]
     assert lengths == [6, 5, 4, 3, 2, 1]
+
+
+def message_pieces(client: redis.Redis, thread_id: str) -> dict[str, int]:
+    """How the versions of `messages` are stored: full (F) or delta (D) pieces."""
+    kinds = {"F": 0, "D": 0}
+    fields = cast(dict[bytes, bytes], client.hgetall(keys.thread(thread_id)))
+    for field, value in fields.items():
+        if field.startswith(b"v"):
+            it = _frames(value)
+            for channel, piece in zip(it, it, strict=True):
+                if channel == b"messages":
+                    kinds[piece[:1].decode()] += 1
+    return kinds
+
+
+async def test_deltas_survive_other_readers(saver: RedisSessionSaver, r: redis.Redis) -> None:
+    """Runs extend what they read, whoever else reads the thread (and keeps the result)."""
+    graph = offline_graph(saver)
+    config = thread_config("readers")
+    kept: list[Any] = []
+    for question in QUESTIONS[:5]:
+        kept.append(await graph.ainvoke({"messages": [("user", question)]}, config))
+        kept.append(await graph.aget_state(config))  # an API showing the conversation
+        kept.append([s async for s in graph.aget_state_history(config, limit=3)])
+    kept.append(await asyncio.to_thread(graph.invoke, {"messages": [("user", "ok")]}, config))
+    assert message_pieces(r, "readers") == {"F": 1, "D": 21}
+
+
+async def test_the_saver_keeps_no_conversation_alive(saver: RedisSessionSaver) -> None:
+    graph = offline_graph(saver)
+    config = thread_config("alive")
+    state = await graph.ainvoke({"messages": [("user", "Weather in Rome?")]}, config)
+    state = await graph.ainvoke({"messages": [("user", "and tomorrow?")]}, config)
+    answer = weakref.ref(state["messages"][-1])
+    del state
+    gc.collect()
+    assert answer() is None
 
 
 async def test_stale_delta_base_falls_back_to_full_values(
