@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from langserve import add_routes
 from server import errors
 from server.agent_runnable import SessionAgent, session_identity
 from server.config import Settings, load_settings
+from server.logs import setup_logging
 from server.routes import chat, sessions, system
 from server.service import VERSION, Service, start_service
 from session_policy.manager import SessionManager
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
     `service_overrides` (e.g. `model=`, `weather=`) replace what settings would build.
     """
     settings = settings or load_settings()
+    if not logging.getLogger().handlers:  # a uvicorn worker process: nobody set logs up yet
+        setup_logging(settings.log_format, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -19,10 +18,9 @@ from rich.live import Live
 from rich.table import Table
 
 from server.config import ConfigError, Settings, load_settings
+from server.logs import setup_logging
 from session_policy.manager import TurnResult
 from session_policy.redis_server import EmbeddedRedis, EmbeddedRedisError
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 cli = typer.Typer(
     help="Weather agent with session-bounded memory.",
@@ -56,8 +54,8 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart when code changes (development).")] = False,
 ) -> None:
     """Serve the agent over HTTP. Without REDIS_URL, an embedded Redis 8 is started."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = _settings()
+    setup_logging(settings.log_format, settings.log_level)
     embedded = None
     if not settings.redis_url:
         embedded = _embedded_redis()
@@ -72,7 +70,7 @@ def serve(
             port=port,
             workers=workers,
             reload=reload,
-            log_level="info",
+            log_config=None,  # keep our structured handler for uvicorn's loggers too
         )
     finally:
         if embedded is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,9 @@ class Settings(AgentSettings, SessionSettings):
     """Everything the service reads from the environment (see the README's table)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 class ConfigError(ValueError):

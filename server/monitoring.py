@@ -143,3 +143,15 @@ async def _session_stats(service: Service) -> dict[str, Any]:
         shared["endedByReason"][reason] += count
     shared["memoryFallbackActive"] = memory["activeSessions"]
     return shared
+
+
+async def redis_used_memory(service: Service) -> int | None:
+    client = service.storage.client
+    if client is None or service.storage.mode != "redis":
+        return None
+    try:
+        info = await client.info("memory")
+    except REDIS_DOWN as error:
+        service.storage.mark_down(error)
+        return None
+    return int(info["used_memory"])

@@ -5,6 +5,7 @@ Created by the app's lifespan (`start_service`), so nothing connects at import t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,11 @@ from agent import build_graph
 from agent.facts import extract_facts
 from agent.models import load_chat_model
 from agent.weather import WeatherSource, make_weather_source
+from agent.weather.gazetteer import gazetteer
 from server.config import Settings
+from server.metrics import Metrics
 from session_policy.cleanup import Cleanup
+from session_policy.events import AllEvents, LogEvents, SessionEvents
 from session_policy.manager import Graph, SessionManager
 from session_policy.models import SessionLimits
 from session_policy.policy import SessionPolicy
@@ -36,6 +40,7 @@ class Service:
     cleanup: Cleanup
     model_name: str
     weather_name: str
+    metrics: Metrics
     started_at: float = field(default_factory=time.time)
 
     async def stop(self) -> None:
@@ -52,6 +57,7 @@ def make_manager(
     *,
     model: BaseChatModel | None = None,
     weather: WeatherSource | None = None,
+    events: SessionEvents | None = None,
 ) -> SessionManager:
     model = model or load_chat_model(settings)
     weather = weather or make_weather_source(settings)
@@ -67,15 +73,22 @@ def make_manager(
         )
 
     return SessionManager(
-        storage, graph_for, end_sessions_on_shutdown=settings.end_sessions_on_shutdown
+        storage,
+        graph_for,
+        end_sessions_on_shutdown=settings.end_sessions_on_shutdown,
+        events=events,
     )
 
 
 async def start_service(settings: Settings, **overrides: Any) -> Service:
     storage = Storage(settings, settings.redis_url)
     await storage.start()
-    manager = make_manager(settings, storage, **overrides)
-    cleanup = Cleanup(storage, settings.cleanup_interval_seconds)
+    # Build the offline gazetteer now, off the event loop, not during the first user's turn.
+    await asyncio.to_thread(gazetteer)
+    metrics = Metrics()
+    events = AllEvents([LogEvents(), metrics])
+    manager = make_manager(settings, storage, events=events, **overrides)
+    cleanup = Cleanup(storage, settings.cleanup_interval_seconds, events=events)
     cleanup.start()
     weather = overrides.get("weather")
     return Service(
@@ -85,4 +98,5 @@ async def start_service(settings: Settings, **overrides: Any) -> Service:
         cleanup=cleanup,
         model_name=settings.resolved_model,
         weather_name=weather.name if weather is not None else settings.weather_provider,
+        metrics=metrics,
     )

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from session_policy.events import LogEvents, SessionEvents
 from session_policy.models import EndedSession
 from session_policy.storage import REDIS_DOWN, Storage
 
@@ -32,8 +33,10 @@ class Cleanup:
         interval_s: float,
         *,
         clock_ms: Callable[[], int] = _now_ms,
+        events: SessionEvents | None = None,
     ) -> None:
         self.storage = storage
+        self.events = events or LogEvents()
         self.interval_s = interval_s
         self.clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
@@ -80,11 +83,7 @@ class Cleanup:
                 self.storage.mark_down(error)
                 continue
             ended += swept
-            if swept:
-                log.info(
-                    "cleanup (%s): ended %d expired sessions in %.1f ms",
-                    backing.name,
-                    len(swept),
-                    duration_ms,
-                )
+            self.events.cleanup_run(backing.name, duration_ms / 1000, len(swept))
+            for record in swept:
+                self.events.session_ended(record, backing.name)
         return ended

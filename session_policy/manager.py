@@ -20,6 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.graph.state import CompiledStateGraph
 
+from session_policy.events import LogEvents, SessionEvents, TurnEvent
 from session_policy.ids import validate_user_id
 from session_policy.models import Backend, EndedSession, EndReason, Session, iso
 from session_policy.storage import REDIS_DOWN, Backing, Storage
@@ -71,11 +72,13 @@ class SessionManager:
         *,
         clock_ms: Callable[[], int] = _now_ms,
         end_sessions_on_shutdown: bool = False,
+        events: SessionEvents | None = None,
     ) -> None:
         self.storage = storage
         self.graph_factory = graph_factory
         self.clock_ms = clock_ms
         self.end_sessions_on_shutdown = end_sessions_on_shutdown
+        self.events = events or LogEvents()
         self._graphs: dict[Backend, Graph] = {}
         self._served: set[str] = set()  # Redis sessions this process ran turns in
 
@@ -168,6 +171,7 @@ class SessionManager:
         LangServe see the agent's inner events; its thread is always the session's.
         """
         validate_user_id(user_id)
+        started = time.perf_counter()
         for _ in range(MAX_ATTEMPTS):
             backing, session = await self.session_for(user_id)
             expired = session.expired_reason(self.clock_ms())
@@ -187,6 +191,16 @@ class SessionManager:
             assert state is not None
             result = await self._settle(backing, session, state)
             if result is not None:
+                self.events.turn(
+                    TurnEvent(
+                        user_id=result.user_id,
+                        session_id=result.session_id,
+                        conversation_count=result.conversation_count,
+                        session_status=result.session_status,
+                        storage=result.storage,
+                        latency_s=time.perf_counter() - started,
+                    )
+                )
                 yield result
                 return
         raise RuntimeError(f"could not place a message of {user_id!r} in a session")
@@ -278,14 +292,7 @@ class SessionManager:
             return None
         self._served.discard(session_id)
         if record is not None:
-            log.info(
-                "session ended: %s user=%s reason=%s conversations=%d duration=%.1fs",
-                session_id,
-                record.userId,
-                reason,
-                record.conversationCount,
-                record.duration,
-            )
+            self.events.session_ended(record, backing.name)
         return record
 
     async def end_user_sessions(self, user_id: str, reason: EndReason = "manual") -> list[str]:

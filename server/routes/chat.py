@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,18 +17,6 @@ from session_policy.manager import TurnResult
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/chat", tags=["chat"])
-
-
-def _log_turn(result: TurnResult, started: float) -> None:
-    log.info(
-        "turn user=%s session=%s conversations=%d status=%s latency_ms=%.1f storage=%s",
-        result.user_id,
-        result.session_id,
-        result.conversation_count,
-        result.session_status,
-        (time.perf_counter() - started) * 1000,
-        result.storage,
-    )
 
 
 @router.post(
@@ -49,17 +36,14 @@ def _log_turn(result: TurnResult, started: float) -> None:
 async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
     """Send a message; it is answered in the user's active session (or a new one)."""
     wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
-    started = time.perf_counter()
     if not wants_stream:
         result = await service.manager.chat(body.userId, body.message)
-        _log_turn(result, started)
         return result.to_api()
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:
             async for event in service.manager.turn(body.userId, body.message):
                 if isinstance(event, TurnResult):
-                    _log_turn(event, started)
                     yield {"event": "end", "data": json.dumps(event.to_api())}
                 else:
                     yield {"event": "token", "data": json.dumps({"text": event})}

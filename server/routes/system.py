@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.deps import ServiceDep
 from server.monitoring import memory_report, status_report
@@ -25,6 +26,20 @@ async def memory(service: ServiceDep) -> dict[str, Any]:
 async def status(service: ServiceDep) -> dict[str, Any]:
     """`ok` on Redis, `degraded` on the in-memory fallback; configuration and statistics."""
     return await status_report(service)
+
+
+@probes.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(service: ServiceDep) -> PlainTextResponse:
+    """Prometheus metrics: turns, turn latency, sessions ended by reason, cleanup runs and
+    duration, active sessions, Redis used memory, storage mode."""
+    await service.metrics.refresh(service)
+    return PlainTextResponse(
+        generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 @probes.get("/health")

@@ -12,6 +12,7 @@ from httpx_sse import connect_sse
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
+from prometheus_client.parser import text_string_to_metric_families
 
 from session_policy.redis_server import EmbeddedRedis
 from tests.server_process import ServerProcess
@@ -280,3 +281,59 @@ def test_invalid_user_header_is_refused(client: httpx.Client) -> None:
     )
     assert response.status_code == 400
     assert "invalid userId" in response.json()["error"]["message"]
+
+
+def _samples(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    found = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_metrics_parse_and_move_with_turns(client: httpx.Client) -> None:
+    before = _samples(client)
+    user = new_user()
+    chat(client, user, "Weather in Rome?")
+    chat(client, user, "and tomorrow?")
+    client.post(f"/sessions/{user}/end")
+    after = _samples(client)
+
+    def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+        return float(samples.get((name, tuple(sorted(labels.items()))), 0.0))
+
+    assert (
+        value(after, "weather_agent_turns_total", storage="redis")
+        == value(before, "weather_agent_turns_total", storage="redis") + 2
+    )
+    assert (
+        value(after, "weather_agent_turn_latency_seconds_count")
+        == value(before, "weather_agent_turn_latency_seconds_count") + 2
+    )
+    assert (
+        value(after, "weather_agent_sessions_ended_total", reason="manual")
+        == value(before, "weather_agent_sessions_ended_total", reason="manual") + 1
+    )
+    assert value(after, "weather_agent_storage_mode", mode="redis") == 1
+    assert value(after, "weather_agent_redis_used_memory_bytes") > 0
+    assert ("weather_agent_active_sessions", (("storage", "redis"),)) in after
+
+
+def test_turns_and_session_ends_are_logged(server: ServerProcess, client: httpx.Client) -> None:
+    user = new_user()
+    turn = chat(client, user, "Weather in Bern?")
+    client.post(f"/sessions/{user}/end")
+    log = server.log.read_text()
+    turn_line = next(
+        line
+        for line in log.splitlines()
+        if f"session_id={turn['sessionId']}" in line and " turn " in line
+    )
+    assert f"user_id={user}" in turn_line
+    assert "conversation_count=1" in turn_line
+    assert "latency_ms=" in turn_line
+    end_line = next(line for line in log.splitlines() if "session ended" in line and user in line)
+    assert "reason=manual" in end_line
