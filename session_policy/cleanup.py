@@ -14,14 +14,10 @@ import time
 from collections.abc import Callable
 
 from session_policy.events import LogEvents, SessionEvents
-from session_policy.models import EndedSession
+from session_policy.models import EndedSession, now_ms
 from session_policy.storage import REDIS_DOWN, Storage
 
 log = logging.getLogger(__name__)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Cleanup:
@@ -32,7 +28,7 @@ class Cleanup:
         storage: Storage,
         interval_s: float,
         *,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
         events: SessionEvents | None = None,
     ) -> None:
         self.storage = storage

@@ -22,7 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from session_policy.events import LogEvents, SessionEvents, TurnEvent
 from session_policy.ids import validate_user_id
-from session_policy.models import Backend, EndedSession, EndReason, Session, iso
+from session_policy.models import Backend, EndedSession, EndReason, Session, iso, now_ms
 from session_policy.storage import REDIS_DOWN, Backing, Storage
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,6 @@ class TurnResult:
         }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class SessionManager:
     """Runs conversations in sessions. One instance per process."""
 
@@ -70,7 +66,7 @@ class SessionManager:
         storage: Storage,
         graph_factory: GraphFactory,
         *,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
         end_sessions_on_shutdown: bool = False,
         events: SessionEvents | None = None,
     ) -> None:
@@ -297,15 +293,10 @@ class SessionManager:
 
     async def end_user_sessions(self, user_id: str, reason: EndReason = "manual") -> list[str]:
         """End every active session of the user; their data is gone when this returns."""
-        validate_user_id(user_id)
         ended = []
-        for backing in self._backings():
-            try:
-                session = await backing.sessions.active(user_id)
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
-                continue
-            if session and await self.end_session(backing, session.session_id, reason):
+        for session in await self.active_sessions(user_id):
+            backing = self.storage.backing(session.backend)
+            if await self.end_session(backing, session.session_id, reason):
                 ended.append(session.session_id)
         return ended
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +19,11 @@ END_REASONS: tuple[EndReason, ...] = (
     "shutdown",
 )
 Backend = Literal["redis", "memory"]
+
+
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds (the unit of every session time)."""
+    return int(time.time() * 1000)
 
 
 def iso(ms: int) -> str:

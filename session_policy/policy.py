@@ -19,7 +19,6 @@ LangGraph store, when the graph has one.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
@@ -30,7 +29,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
 
-from session_policy.models import EndReason, SessionLimits
+from session_policy.models import EndReason, SessionLimits, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +62,6 @@ class UserFacts(TypedDict, total=False):
 FactsExtractor = Callable[[str], UserFacts]
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _configurable(config: RunnableConfig) -> dict[str, Any]:
     return config.get("configurable") or {}
 
@@ -86,7 +81,7 @@ class SessionPolicy:
         limits: SessionLimits,
         *,
         on_expiry: Literal["handoff", "rollover"] = "handoff",
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
         extract_facts: FactsExtractor | None = None,
         facts_ttl_s: int = 3600,
     ) -> None:
