@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -25,47 +23,9 @@ from agent import AgentSettings, build_graph
 from agent.models import OfflineChatModel
 from agent.weather import OpenMeteoWeather
 from agent.weather.auto import FALLBACK_NOTE
-from agent.weather.open_meteo import FORECAST_URL, GEOCODING_URL
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "open_meteo"
 
 Graph = CompiledStateGraph[Any, Any, Any, Any]
 Flavour = Literal["sync", "async"]
-
-
-def load_fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-    return data
-
-
-def geocoding_server(request: httpx.Request) -> httpx.Response:
-    params = request.url.params
-    results = [
-        r
-        for r in load_fixture("geocoding_london.json")["results"]
-        if r["name"].casefold() == params["name"].casefold()
-        and ("countryCode" not in params or r["country_code"] == params["countryCode"])
-    ][: int(params.get("count", 10))]
-    if not results:
-        return httpx.Response(200, json=load_fixture("geocoding_empty.json"))
-    return httpx.Response(200, json={"results": results, "generationtime_ms": 0.8420944})
-
-
-def forecast_server(request: httpx.Request) -> httpx.Response:
-    params = request.url.params
-    imperial = params.get("temperature_unit") == "fahrenheit"
-    payload = load_fixture(f"forecast_london_{'imperial' if imperial else 'metric'}.json")
-    days = int(params.get("forecast_days", 7))
-    payload["daily"] = {key: values[:days] for key, values in payload["daily"].items()}
-    return httpx.Response(200, json=payload)
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        router.get(GEOCODING_URL, name="geocoding").mock(side_effect=geocoding_server)
-        router.get(FORECAST_URL, name="forecast").mock(side_effect=forecast_server)
-        yield router
 
 
 @pytest.fixture(params=["sync", "async"])

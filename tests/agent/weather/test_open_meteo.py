@@ -8,11 +8,9 @@ recording for the requested units and keeps only `forecast_days` days.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -29,8 +27,7 @@ from agent.weather import (
     WeatherUnavailableError,
 )
 from agent.weather.open_meteo import FORECAST_URL, GEOCODING_URL, parse_places
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "open_meteo"
+from tests.agent.fake_open_meteo import load_fixture
 
 Flavour = Literal["sync", "async"]
 
@@ -43,43 +40,6 @@ LONDON = Place(
     timezone="Europe/London",
     population=8961989,
 )
-
-
-def load_fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-    return data
-
-
-def geocoding_server(request: httpx.Request) -> httpx.Response:
-    """Answers /v1/search like Open-Meteo, from the recorded London results."""
-    params = request.url.params
-    results = [
-        r
-        for r in load_fixture("geocoding_london.json")["results"]
-        if r["name"].casefold() == params["name"].casefold()
-        and ("countryCode" not in params or r["country_code"] == params["countryCode"])
-    ][: int(params.get("count", 10))]
-    if not results:  # the real API leaves "results" out when nothing matches
-        return httpx.Response(200, json=load_fixture("geocoding_empty.json"))
-    return httpx.Response(200, json={"results": results, "generationtime_ms": 0.8420944})
-
-
-def forecast_server(request: httpx.Request) -> httpx.Response:
-    """Answers /v1/forecast like Open-Meteo: recorded London data, `forecast_days` days."""
-    params = request.url.params
-    imperial = params.get("temperature_unit") == "fahrenheit"
-    payload = load_fixture(f"forecast_london_{'imperial' if imperial else 'metric'}.json")
-    days = int(params.get("forecast_days", 7))
-    payload["daily"] = {key: values[:days] for key, values in payload["daily"].items()}
-    return httpx.Response(200, json=payload)
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        router.get(GEOCODING_URL, name="geocoding").mock(side_effect=geocoding_server)
-        router.get(FORECAST_URL, name="forecast").mock(side_effect=forecast_server)
-        yield router
 
 
 @pytest.fixture
