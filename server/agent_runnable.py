@@ -60,8 +60,13 @@ class SessionAgent(Runnable[dict[str, Any], AIMessageChunk]):
 
     name = "weather-agent"
 
-    def __init__(self, manager: Callable[[], SessionManager]) -> None:
+    def __init__(
+        self,
+        manager: Callable[[], SessionManager],
+        admit: Callable[[str, str], None] = lambda user_id, message: None,
+    ) -> None:
         self._manager = manager  # resolved per call: the service starts after the app is built
+        self._admit = admit
 
     @property
     def InputType(self) -> type[ChatInput]:  # type: ignore[override]  # schema, not dict
@@ -105,6 +110,7 @@ class SessionAgent(Runnable[dict[str, Any], AIMessageChunk]):
             yield AIMessageChunk(content="Please send a user message.")
             return
         user_id = validate_user_id((config.get("configurable") or {}).get("user_id", DEFAULT_USER))
+        self._admit(user_id, text)
         # The inner run inherits callbacks (so stream_events shows the graph's events), never
         # the caller's configurable keys: the session decides the thread.
         inner: RunnableConfig = {k: v for k, v in config.items() if k != "configurable"}  # type: ignore[assignment]

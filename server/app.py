@@ -13,6 +13,7 @@ from langserve import add_routes
 from server import errors
 from server.agent_runnable import SessionAgent, session_identity
 from server.config import Settings, load_settings
+from server.limits import BodySizeLimit
 from server.logs import setup_logging
 from server.routes import chat, sessions, system
 from server.service import VERSION, Service, start_service
@@ -58,9 +59,14 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
         service: Service = app.state.service
         return service.manager
 
+    def admit(user_id: str, message: str) -> None:
+        service: Service = app.state.service
+        service.admit(user_id, message)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     add_routes(
         app,
-        SessionAgent(manager),
+        SessionAgent(manager, admit),
         path="/agent",
         playground_type="chat",
         per_req_config_modifier=session_identity,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.config import AgentSettings
@@ -16,6 +16,11 @@ class Settings(AgentSettings, SessionSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    max_message_chars: int = Field(default=4000, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(default=65_536, ge=1024, le=100_000_000)
+    rate_limit_per_minute: int = Field(
+        default=60, ge=0, le=100_000, description="Messages per user per minute; 0: no limit."
+    )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from session_policy.ids import InvalidIdError
+from session_policy.manager import SessionBusyError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def _describe(error: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
+    from server.limits import MessageTooLongError, RateLimitedError  # limits imports us
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         return error_response(error.status_code, str(error.detail))
@@ -55,6 +58,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidIdError)
     async def invalid_id(request: Request, error: InvalidIdError) -> JSONResponse:
         return error_response(400, str(error), "invalid_id")
+
+    @app.exception_handler(SessionBusyError)
+    async def busy(request: Request, error: SessionBusyError) -> JSONResponse:
+        return error_response(409, str(error), "busy")
+
+    @app.exception_handler(MessageTooLongError)
+    async def too_long(request: Request, error: MessageTooLongError) -> JSONResponse:
+        return error_response(413, str(error), "message_too_long")
+
+    @app.exception_handler(RateLimitedError)
+    async def rate_limited(request: Request, error: RateLimitedError) -> JSONResponse:
+        response = error_response(429, str(error))
+        response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from agent.models import load_chat_model
 from agent.weather import WeatherSource, make_weather_source
 from agent.weather.gazetteer import gazetteer
 from server.config import Settings
+from server.limits import RateLimiter, check_message
 from server.metrics import Metrics
 from session_policy.cleanup import Cleanup
 from session_policy.events import AllEvents, LogEvents, SessionEvents
@@ -41,7 +42,13 @@ class Service:
     model_name: str
     weather_name: str
     metrics: Metrics
+    rate_limiter: RateLimiter
     started_at: float = field(default_factory=time.time)
+
+    def admit(self, user_id: str, message: str) -> None:
+        """Refuse a message that is too long or over the user's rate limit."""
+        check_message(message, self.settings.max_message_chars)
+        self.rate_limiter.check(user_id)
 
     async def stop(self) -> None:
         await self.cleanup.stop()
@@ -99,4 +106,5 @@ async def start_service(settings: Settings, **overrides: Any) -> Service:
         model_name=settings.resolved_model,
         weather_name=weather.name if weather is not None else settings.weather_provider,
         metrics=metrics,
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )

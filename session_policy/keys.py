@@ -34,6 +34,11 @@ def user_ended(user_id: str) -> str:
     return f"{PREFIX}:user:{{{user_id}}}:ended"
 
 
+def user_lock(user_id: str) -> str:
+    """String: the token of the turn in progress for the user (expires by itself)."""
+    return f"{PREFIX}:user:{{{user_id}}}:lock"
+
+
 DEADLINES = f"{PREFIX}:deadlines"
 """Sorted set of active session ids scored by when they next expire (ms): cleanup's index."""
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -30,6 +32,11 @@ log = logging.getLogger(__name__)
 Graph = CompiledStateGraph[Any, Any, Any, Any]
 GraphFactory = Callable[[Backing], Graph]
 MAX_ATTEMPTS = 4  # expired session, ended by the gate, Redis failing: each costs one retry
+TURN_LOCK_MS = 120_000  # a crashed process's lock frees itself after this
+
+
+class SessionBusyError(RuntimeError):
+    """Another message of the same user is still being answered (the API answers 409)."""
 
 
 @dataclass(frozen=True)
@@ -148,9 +155,10 @@ class SessionManager:
         self, user_id: str, message: str, *, config: RunnableConfig | None = None
     ) -> TurnResult:
         """One conversation, answered in full."""
-        async for event in self.turn(user_id, message, stream=False, config=config):
-            if isinstance(event, TurnResult):
-                return event
+        async with aclosing(self.turn(user_id, message, stream=False, config=config)) as events:
+            async for event in events:
+                if isinstance(event, TurnResult):
+                    return event
         raise AssertionError("turn() always ends with a TurnResult")
 
     async def turn(
@@ -167,6 +175,36 @@ class SessionManager:
         LangServe see the agent's inner events; its thread is always the session's.
         """
         validate_user_id(user_id)
+        lock_backing, token = await self._lock(user_id)
+        try:
+            async for event in self._turn(user_id, message, stream, config):
+                yield event
+        finally:
+            await self._unlock(lock_backing, user_id, token)
+
+    async def _lock(self, user_id: str) -> tuple[Backing, str]:
+        """One turn at a time per user: concurrent messages are refused, not interleaved."""
+        token = uuid.uuid4().hex
+        backing = self.storage.current
+        try:
+            locked = await backing.sessions.try_lock(user_id, token, TURN_LOCK_MS)
+        except REDIS_DOWN as error:
+            self.storage.mark_down(error)
+            backing = self.storage.memory
+            locked = await backing.sessions.try_lock(user_id, token, TURN_LOCK_MS)
+        if not locked:
+            raise SessionBusyError(f"a message of {user_id!r} is still being answered")
+        return backing, token
+
+    async def _unlock(self, backing: Backing, user_id: str, token: str) -> None:
+        try:
+            await backing.sessions.unlock(user_id, token)
+        except REDIS_DOWN as error:  # it expires by itself
+            self.storage.mark_down(error)
+
+    async def _turn(
+        self, user_id: str, message: str, stream: bool, config: RunnableConfig | None
+    ) -> AsyncIterator[str | TurnResult]:
         started = time.perf_counter()
         for _ in range(MAX_ATTEMPTS):
             backing, session = await self.session_for(user_id)

@@ -7,6 +7,7 @@ Same behaviour as the Redis store for one process; its sessions die with the pro
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,7 @@ class MemorySessionStore:
         self._ended: dict[str, EndedSession] = {}
         self._counters: dict[str, str] = {}
         self._lock = asyncio.Lock()
+        self._turn_locks: dict[str, tuple[str, float]] = {}  # user -> (token, expires at)
 
     @property
     def sessions(self) -> list[Session]:
@@ -125,6 +127,19 @@ class MemorySessionStore:
 
     async def ended_record(self, session_id: str) -> EndedSession | None:
         return self._ended.get(session_id)
+
+    async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
+        now = time.monotonic()
+        held = self._turn_locks.get(user_id)
+        if held is not None and held[1] > now:
+            return False
+        self._turn_locks[user_id] = (token, now + ttl_ms / 1000)
+        return True
+
+    async def unlock(self, user_id: str, token: str) -> None:
+        held = self._turn_locks.get(user_id)
+        if held is not None and held[0] == token:
+            del self._turn_locks[user_id]
 
     async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None:
         self._counters["cleanup:runs"] = str(int(self._counters.get("cleanup:runs", 0)) + 1)

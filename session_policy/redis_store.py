@@ -122,6 +122,12 @@ return {#due, out}
 """
 )
 
+# KEYS: lock. ARGV: token. Deletes the lock only if this token still holds it.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 SWEEP_BATCH = 500
 
 
@@ -164,6 +170,7 @@ class RedisSessionStore:
         self._record_turn = redis.register_script(_RECORD_TURN)
         self._end = redis.register_script(_END)
         self._sweep = redis.register_script(_SWEEP)
+        self._unlock = redis.register_script(_UNLOCK)
 
     async def get_or_start(self, user_id: str, now_ms: int) -> Session:
         session_id, meta = await self._get_or_start(
@@ -225,6 +232,12 @@ class RedisSessionStore:
             return None
         raw = await self.redis.hget(keys.user_ended(user_id), session_id)
         return EndedSession.from_json(raw) if raw else None
+
+    async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
+        return bool(await self.redis.set(keys.user_lock(user_id), token, nx=True, px=ttl_ms))
+
+    async def unlock(self, user_id: str, token: str) -> None:
+        await self._unlock(keys=[keys.user_lock(user_id)], args=[token])
 
     async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -45,6 +45,14 @@ class SessionStore(Protocol):
 
     async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None: ...
 
+    async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
+        """Take the user's turn lock (one turn at a time per user); False if taken."""
+        ...
+
+    async def unlock(self, user_id: str, token: str) -> None:
+        """Release the lock if `token` still holds it."""
+        ...
+
     async def stats(self) -> dict[str, Any]:
         """activeSessions, endedByReason, cleanup {runs, lastRun, lastDurationMs, lastEnded}."""
         ...

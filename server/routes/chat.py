@@ -30,23 +30,40 @@ router = APIRouter(prefix="/chat", tags=["chat"])
             "content": {"text/event-stream": {}},
         },
         400: {"model": ErrorResponse},
+        409: {
+            "model": ErrorResponse,
+            "description": "Another message of this user is being answered.",
+        },
+        413: {"model": ErrorResponse, "description": "Message over MAX_MESSAGE_CHARS."},
         422: {"model": ErrorResponse},
+        429: {
+            "model": ErrorResponse,
+            "description": "Over RATE_LIMIT_PER_MINUTE; see Retry-After.",
+        },
     },
 )
 async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
     """Send a message; it is answered in the user's active session (or a new one)."""
+    service.admit(body.userId, body.message)
     wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
     if not wants_stream:
         result = await service.manager.chat(body.userId, body.message)
         return result.to_api()
 
+    turn = service.manager.turn(body.userId, body.message)
+    # Take the first event before answering, so a busy user gets a plain 409, not a stream.
+    first = await anext(turn)
+
+    def as_sse(event: str | TurnResult) -> dict[str, str]:
+        if isinstance(event, TurnResult):
+            return {"event": "end", "data": json.dumps(event.to_api())}
+        return {"event": "token", "data": json.dumps({"text": event})}
+
     async def events() -> AsyncIterator[dict[str, str]]:
         try:
-            async for event in service.manager.turn(body.userId, body.message):
-                if isinstance(event, TurnResult):
-                    yield {"event": "end", "data": json.dumps(event.to_api())}
-                else:
-                    yield {"event": "token", "data": json.dumps({"text": event})}
+            yield as_sse(first)
+            async for event in turn:
+                yield as_sse(event)
         except Exception as error:  # the stream is already open: report in-band
             log.exception("streamed turn failed for %s", body.userId)
             message = {"code": "internal_error", "message": type(error).__name__}

@@ -21,7 +21,7 @@ from agent.weather import SimulatedWeather
 from session_policy import keys
 from session_policy.cleanup import Cleanup
 from session_policy.config import SessionSettings
-from session_policy.manager import SessionManager, TurnResult
+from session_policy.manager import SessionBusyError, SessionManager, TurnResult
 from session_policy.models import SessionLimits
 from session_policy.policy import SessionPolicy
 from session_policy.storage import Backing, Storage
@@ -196,13 +196,24 @@ async def test_user_facts_survive_into_a_new_session(service: Service) -> None:
 
 
 async def test_two_first_messages_at_once_make_one_session(redis_url: str) -> None:
-    """Two server processes (two managers on one Redis), one user, simultaneous first turns."""
+    """Two server processes (two managers on one Redis), one user, simultaneous first turns:
+    one session; the second message is either answered in it or refused as busy."""
     clock = Clock()
     one, two = Service(settings_for(redis_url), clock), Service(settings_for(redis_url), clock)
     await one.storage.start()
     await two.storage.start()
-    results = await asyncio.gather(one.chat("frank", "hi"), two.chat("frank", "hello"))
-    assert results[0].session_id == results[1].session_id
+    for attempt in range(5):
+        user = f"frank{attempt}"
+        results = await asyncio.gather(
+            one.chat(user, "hi"), two.chat(user, "hello"), return_exceptions=True
+        )
+        answered = [r for r in results if isinstance(r, TurnResult)]
+        refused = [r for r in results if isinstance(r, SessionBusyError)]
+        assert len(answered) + len(refused) == 2
+        assert len({r.session_id for r in answered}) == 1
+        sessions = await one.manager.active_sessions(user)
+        assert len(sessions) == 1
+        assert sessions[0].conversation_count == len(answered)
     await one.storage.close()
     await two.storage.close()
 
