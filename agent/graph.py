@@ -1,8 +1,7 @@
 """The weather agent: a tool-calling loop (model -> tools -> model ...) as a LangGraph graph.
 
-`build_graph()` is the factory used by the server, tests and notebooks; the module-level
-`graph` (no checkpointer, sessions rolling over in place) is what `langgraph.json` points
-at. It is built on first access.
+`build_graph()` is the factory used by the server, tests and notebooks; `make_graph()` (no
+checkpointer, sessions rolling over in place) is what `langgraph.json` points at.
 """
 
 from __future__ import annotations
@@ -156,13 +155,10 @@ def standalone_policy() -> SessionPolicy:
 
 
 @cache
-def _standalone_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
+def make_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The graph of `langgraph.json` (`langgraph dev`): built on first use, then reused.
+
+    A factory rather than a module-level `graph`, so importing the package never reads the
+    environment or fails on a bad setting.
+    """
     return build_graph(policy=standalone_policy())
-
-
-def __getattr__(name: str) -> Any:
-    # `graph` (for langgraph.json) is built on first access, not at import: importing the
-    # package must not read the environment or fail on a bad setting.
-    if name == "graph":
-        return _standalone_graph()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

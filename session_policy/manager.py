@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -168,7 +168,7 @@ class SessionManager:
         *,
         stream: bool = True,
         config: RunnableConfig | None = None,
-    ) -> AsyncIterator[str | TurnResult]:
+    ) -> AsyncGenerator[str | TurnResult, None]:
         """The answer's tokens as they come (when `stream`), then the `TurnResult`.
 
         `config` (callbacks, tags...) is passed on to the graph run, so callers such as

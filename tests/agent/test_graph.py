@@ -150,7 +150,7 @@ def test_settings_choose_model_and_source() -> None:
     assert "Lima, Peru" in state["messages"][-1].text
 
 
-def test_module_level_graph_for_langgraph_json() -> None:
+def test_langgraph_json_names_a_graph_factory() -> None:
     import json
     from importlib import import_module
     from pathlib import Path
@@ -158,7 +158,7 @@ def test_module_level_graph_for_langgraph_json() -> None:
     config = json.loads((Path(__file__).parents[2] / "langgraph.json").read_text())
     path, _, attribute = config["graphs"]["weather_agent"].partition(":")
     module = import_module(path.removeprefix("./").removesuffix(".py").replace("/", "."))
-    exported = getattr(module, attribute)
+    exported = getattr(module, attribute)()
     assert isinstance(exported, CompiledStateGraph)
     assert exported.checkpointer is None
-    assert {"model", "tools"} <= set(exported.nodes)
+    assert {"session_gate", "model", "tools", "session_close"} <= set(exported.nodes)
