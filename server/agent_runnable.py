@@ -10,7 +10,7 @@ a `thread_id` sent by a client is never used.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import HTTPException, Request
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun
@@ -19,6 +19,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import BaseModel, Field
 
+from server.auth import authorize, principal_of
 from session_policy.ids import InvalidIdError, validate_user_id
 from session_policy.manager import SessionManager, TurnResult
 
@@ -30,6 +31,13 @@ class ChatInput(BaseModel):
         description="The conversation. Only the last user message is new: the server keeps "
         "the session's history."
     )
+
+
+class PlaygroundAIMessage(BaseModel):
+    """How the chat playground recognises an AI message (see `SessionAgent.OutputType`)."""
+
+    content: str
+    type: Literal["ai", "AIMessageChunk"]
 
 
 def _last_user_text(payload: Any) -> str:
@@ -45,13 +53,19 @@ def _last_user_text(payload: Any) -> str:
 
 
 def session_identity(config: dict[str, Any], request: Request) -> dict[str, Any]:
-    """LangServe's per-request hook: the user comes from the request, nothing else is kept."""
+    """LangServe's per-request hook: the user comes from the request, nothing else is kept.
+
+    With AUTH_MODE=token a user token decides the user; asking for another one is a 403.
+    """
     configurable = config.get("configurable") or {}
-    user_id = request.headers.get("x-user-id") or configurable.get("user_id") or DEFAULT_USER
+    asked = request.headers.get("x-user-id") or configurable.get("user_id")
+    principal = principal_of(request)
+    user_id = asked or principal.user_id or DEFAULT_USER
     try:
         validate_user_id(user_id)
     except InvalidIdError as error:
         raise HTTPException(400, str(error)) from None
+    authorize(request, user_id)
     return {**config, "configurable": {"user_id": user_id}}
 
 
@@ -73,8 +87,10 @@ class SessionAgent(Runnable[dict[str, Any], AIMessageChunk]):
         return ChatInput
 
     @property
-    def OutputType(self) -> type[AIMessageChunk]:
-        return AIMessageChunk
+    def OutputType(self) -> Any:
+        # LangServe's chat playground only accepts an output whose `type` is an enum holding
+        # "ai"; AIMessageChunk's schema says `const`. The union keeps both in the schema.
+        return AIMessageChunk | PlaygroundAIMessage
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:

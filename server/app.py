@@ -12,6 +12,7 @@ from langserve import add_routes
 
 from server import errors
 from server.agent_runnable import SessionAgent, session_identity
+from server.auth import TokenAuth
 from server.config import Settings, load_settings
 from server.limits import BodySizeLimit
 from server.logs import setup_logging
@@ -64,6 +65,9 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
         service.admit(user_id, message)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.auth_mode == "token" and settings.auth_secret is not None:
+        # Added last, so it runs first: no body is read for a caller without a valid token.
+        app.add_middleware(TokenAuth, secret=settings.auth_secret.get_secret_value())
     add_routes(
         app,
         SessionAgent(manager, admit),

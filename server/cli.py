@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from server.auth import mint
 from server.config import ConfigError, Settings, load_settings
 from server.logs import setup_logging
+from session_policy.ids import InvalidIdError
 from session_policy.manager import TurnResult
 from session_policy.redis_server import EmbeddedRedis, EmbeddedRedisError
 
@@ -56,6 +58,11 @@ def serve(
     """Serve the agent over HTTP. Without REDIS_URL, an embedded Redis 8 is started."""
     settings = _settings()
     setup_logging(settings.log_format, settings.log_level)
+    if settings.auth_mode == "none" and host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]Warning: AUTH_MODE=none on {host}: anyone who can reach it can read "
+            "and end every user's sessions. Set AUTH_MODE=token for a shared network.[/yellow]"
+        )
     embedded = None
     if not settings.redis_url:
         embedded = _embedded_redis()
@@ -75,6 +82,28 @@ def serve(
     finally:
         if embedded is not None:
             embedded.close()
+
+
+@cli.command()
+def token(
+    user_id: Annotated[str | None, typer.Argument(help="The user the token acts for.")] = None,
+    admin: Annotated[bool, typer.Option(help="An admin token (all users, /system).")] = False,
+    days: Annotated[float, typer.Option(help="Days until it expires.")] = 30,
+) -> None:
+    """Mint an access token for AUTH_MODE=token (signed with AUTH_SECRET)."""
+    settings = _settings()
+    if settings.auth_secret is None:
+        console.print("[red]AUTH_SECRET is not set[/red]")
+        raise typer.Exit(2)
+    if not admin and user_id is None:
+        console.print("[red]give a USER_ID, or --admin[/red]")
+        raise typer.Exit(2)
+    try:
+        minted = mint(settings.auth_secret.get_secret_value(), user_id, admin=admin, days=days)
+    except InvalidIdError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(minted)
 
 
 async def _remote_turns(url: str, user: str, message: str) -> AsyncIterator[str | dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.config import AgentSettings
@@ -16,6 +16,10 @@ class Settings(AgentSettings, SessionSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    auth_mode: Literal["none", "token"] = "none"
+    auth_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for tokens (AUTH_MODE=token); 32+ characters."
+    )
     max_message_chars: int = Field(default=4000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=65_536, ge=1024, le=100_000_000)
     rate_limit_per_minute: int = Field(
@@ -23,6 +27,13 @@ class Settings(AgentSettings, SessionSettings):
     )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _secret_for_tokens(self) -> Settings:
+        secret = self.auth_secret.get_secret_value() if self.auth_secret else ""
+        if self.auth_mode == "token" and len(secret) < 32:
+            raise ValueError("AUTH_MODE=token needs AUTH_SECRET of at least 32 characters")
+        return self
 
 
 class ConfigError(ValueError):
@@ -50,7 +61,10 @@ def _allowed(settings_class: type[BaseSettings], field: str) -> str:
 def describe(error: ValidationError, settings_class: type[BaseSettings]) -> str:
     lines = []
     for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        if not problem["loc"]:  # a rule across variables: its message names them
+            lines.append(problem["msg"].removeprefix("Value error, "))
+            continue
+        field = str(problem["loc"][0])
         variable = field.upper()
         shown = problem.get("input")
         allowed = _allowed(settings_class, field)

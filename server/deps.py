@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from server.auth import authorize
 from server.service import Service
 from session_policy.ids import USER_ID_PATTERN
 
@@ -24,3 +25,12 @@ UserIdPath = Annotated[
         examples=["user123"],
     ),
 ]
+
+
+def authorized_user(userId: UserIdPath, request: Request) -> str:
+    """The path's user id, if the caller may act for that user (403 otherwise)."""
+    authorize(request, userId)
+    return userId
+
+
+AuthorizedUser = Annotated[str, Depends(authorized_user)]

@@ -44,6 +44,7 @@ class Service:
     metrics: Metrics
     rate_limiter: RateLimiter
     started_at: float = field(default_factory=time.time)
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def admit(self, user_id: str, message: str) -> None:
         """Refuse a message that is too long or over the user's rate limit."""
@@ -90,8 +91,8 @@ def make_manager(
 async def start_service(settings: Settings, **overrides: Any) -> Service:
     storage = Storage(settings, settings.redis_url)
     await storage.start()
-    # Build the offline gazetteer now, off the event loop, not during the first user's turn.
-    await asyncio.to_thread(gazetteer)
+    # Build the offline gazetteer in the background now, not during the first user's turn.
+    warm_up = asyncio.create_task(asyncio.to_thread(gazetteer))
     metrics = Metrics()
     events = AllEvents([LogEvents(), metrics])
     manager = make_manager(settings, storage, events=events, **overrides)
@@ -107,4 +108,5 @@ async def start_service(settings: Settings, **overrides: Any) -> Service:
         weather_name=weather.name if weather is not None else settings.weather_provider,
         metrics=metrics,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        background=[warm_up],
     )

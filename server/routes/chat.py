@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
+from server.auth import authorize
 from server.deps import ServiceDep
 from server.schemas import ChatRequest, ChatResponse, ErrorResponse
 from session_policy.manager import TurnResult
@@ -30,6 +31,8 @@ router = APIRouter(prefix="/chat", tags=["chat"])
             "content": {"text/event-stream": {}},
         },
         400: {"model": ErrorResponse},
+        401: {"model": ErrorResponse, "description": "AUTH_MODE=token: no valid token."},
+        403: {"model": ErrorResponse, "description": "The token may not act for this user."},
         409: {
             "model": ErrorResponse,
             "description": "Another message of this user is being answered.",
@@ -44,6 +47,7 @@ router = APIRouter(prefix="/chat", tags=["chat"])
 )
 async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
     """Send a message; it is answered in the user's active session (or a new one)."""
+    authorize(request, body.userId)
     service.admit(body.userId, body.message)
     wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
     if not wants_stream:

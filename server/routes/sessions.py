@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from server.deps import ServiceDep, UserIdPath
+from server.deps import AuthorizedUser, ServiceDep
 from server.schemas import (
     EndRequest,
     EndResponse,
@@ -48,7 +48,7 @@ async def _session_messages(service: ServiceDep, session: Session, limit: int) -
 
 
 @router.get("/{userId}", response_model=SessionsResponse)
-async def active_sessions(userId: UserIdPath, service: ServiceDep) -> Any:
+async def active_sessions(userId: AuthorizedUser, service: ServiceDep) -> Any:
     """The user's active session (at most one), with when and why it will end."""
     sessions = await service.manager.active_sessions(userId)
     now = service.manager.clock_ms()
@@ -60,7 +60,7 @@ async def active_sessions(userId: UserIdPath, service: ServiceDep) -> Any:
 
 
 @router.get("/{userId}/history", response_model=HistoryResponse)
-async def history(userId: UserIdPath, service: ServiceDep, limit: Limit = 100) -> Any:
+async def history(userId: AuthorizedUser, service: ServiceDep, limit: Limit = 100) -> Any:
     """The current session's messages and the user's ended-session records."""
     sessions = await service.manager.active_sessions(userId)
     current = sessions[0] if sessions else None
@@ -79,7 +79,7 @@ async def history(userId: UserIdPath, service: ServiceDep, limit: Limit = 100) -
     responses={404: {"model": ErrorResponse}},
 )
 async def session_history(
-    userId: UserIdPath,
+    userId: AuthorizedUser,
     sessionId: str,
     service: ServiceDep,
     limit: Limit = 100,
@@ -110,7 +110,7 @@ async def session_history(
 
 @router.post("/{userId}/end", response_model=EndResponse)
 async def end_sessions(
-    userId: UserIdPath,
+    userId: AuthorizedUser,
     service: ServiceDep,
     body: EndRequest | None = None,
 ) -> Any:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server.auth import require_admin
 from server.deps import ServiceDep
 from server.monitoring import memory_report, status_report
 
-router = APIRouter(prefix="/system", tags=["system"])
+# In AUTH_MODE=token these need an admin token; /health and /ready stay open for probes.
+router = APIRouter(prefix="/system", tags=["system"], dependencies=[Depends(require_admin)])
 probes = APIRouter(tags=["system"])
 
 
@@ -30,6 +32,7 @@ async def status(service: ServiceDep) -> dict[str, Any]:
 
 @probes.get(
     "/metrics",
+    dependencies=[Depends(require_admin)],
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}}},
 )
