@@ -75,11 +75,10 @@ class Session:
         return "duration" if self.expires_at_ms <= self.inactive_at_ms else "inactivity"
 
     def expired_reason(self, now_ms: int) -> EndReason | None:
-        if now_ms >= self.expires_at_ms:
-            return "duration"
-        if now_ms >= self.inactive_at_ms:
-            return "inactivity"
-        return None
+        """Which limit ended the session by `now_ms`: the one whose deadline came first."""
+        if now_ms < self.next_deadline_ms:
+            return None
+        return "inactivity" if self.inactive_at_ms < self.expires_at_ms else "duration"
 
     def to_api(self, now_ms: int) -> dict[str, Any]:
         return {

@@ -94,10 +94,10 @@ class SessionPolicy:
     # --- the rules -------------------------------------------------------------------
 
     def expired_reason(self, session: SessionState, now_ms: int) -> EndReason | None:
-        if now_ms >= session["started_at"] + self.limits.duration_ms:
-            return "duration"
-        if now_ms >= session["last_activity"] + self.limits.inactivity_ms:
-            return "inactivity"
+        expires = session["started_at"] + self.limits.duration_ms
+        inactive = session["last_activity"] + self.limits.inactivity_ms
+        if now_ms >= min(expires, inactive):  # the deadline that came first names the reason
+            return "inactivity" if inactive < expires else "duration"
         if session["conversation_count"] >= self.limits.max_conversations:
             return "conversation_limit"
         return None
@@ -129,7 +129,10 @@ class SessionPolicy:
         if session.get("status") == "ended":
             reason: EndReason | None = session.get("end_reason") or "conversation_limit"
         else:
-            reason = self.expired_reason(session, now)
+            # Judged at the message's arrival when the session manager tells it (time the
+            # server took to get to the turn is not the user's inactivity), else now.
+            received = _configurable(config).get("message_received_at")
+            reason = self.expired_reason(session, now if received is None else int(received))
         if reason is None:
             return {"session": {**session, "answered": False}}
         if self.on_expiry == "handoff":
@@ -227,7 +230,10 @@ class SessionPolicy:
         update: dict[str, Any], state: dict[str, Any] | None = None
     ) -> tuple[tuple[str, ...], str]:
         session = update.get("session") or (state or {}).get("session") or {}
-        return (FACTS_NAMESPACE, str(session.get("user_id", "anonymous"))), FACTS_KEY
+        # LangGraph stores refuse a namespace label with a period, which user ids may hold
+        # ("john.doe"); `%` is never in a user id, so the label stays unique to the user.
+        label = str(session.get("user_id", "anonymous")).replace(".", "%2E")
+        return (FACTS_NAMESPACE, label), FACTS_KEY
 
     def _facts_value(self, update: dict[str, Any]) -> dict[str, Any]:
         # The expiry travels with the value, so stores without TTL support honour it too;

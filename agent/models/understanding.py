@@ -211,7 +211,8 @@ def understand(text: str, today: date, *, has_weather_context: bool = False) -> 
     if about_weather or continues:
         return Understanding(
             "weather",
-            place=parse_place(text),
+            # "Tokyo this weekend": a bare place next to a time frame or units counts too.
+            place=parse_place(text, allow_bare=timeframe is not None or units is not None),
             timeframe=timeframe,
             units=units,
             name=name,
@@ -226,6 +227,7 @@ def understand(text: str, today: date, *, has_weather_context: bool = False) -> 
         place = parse_place(text, allow_bare=True)  # "Paris?" after a weather answer
         if place:
             return Understanding("weather", place=place, follow_up=True)
-    if timeframe is not None and timeframe != NOW:  # "next 3 days in Oslo"
-        return Understanding("weather", place=parse_place(text), timeframe=timeframe, units=units)
+    if timeframe is not None and timeframe != NOW:  # "next 3 days in Oslo", "Oslo tomorrow"
+        place = parse_place(text, allow_bare=True)
+        return Understanding("weather", place=place, timeframe=timeframe, units=units)
     return Understanding("other")

@@ -162,3 +162,13 @@ def test_user_facts_expire(
     ask(graph, "I'm Alice", thread="s1")
     clock.now += 3600 * 1000  # USER_MEMORY_TTL (default 1 h) later
     assert "don't know your name" in ask(graph, "what's my name?", thread="s2")["messages"][-1].text
+
+
+def test_the_first_deadline_names_the_reason(
+    offline_model: OfflineChatModel, simulated_weather: SimulatedWeather, clock: Clock
+) -> None:
+    """A user who went quiet and came back after the duration too: ended by inactivity."""
+    graph = make_graph(offline_model, simulated_weather, clock)
+    ask(graph, "hi")
+    clock.now += 24 * 3600 * 1000
+    assert ask(graph, "hello")["session"]["end_reason"] == "inactivity"

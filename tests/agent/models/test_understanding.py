@@ -134,6 +134,16 @@ def test_a_full_question_is_not_a_follow_up() -> None:
     assert said.timeframe is None
 
 
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [("Tokyo this weekend", "Tokyo"), ("Oslo tomorrow", "Oslo"), ("Paris in Fahrenheit", "Paris")],
+)
+def test_a_bare_place_with_a_time_frame_or_units(text: str, place: str) -> None:
+    said = understand(text, WEDNESDAY)
+    assert (said.intent, said.place) == ("weather", place)
+    assert understand("and tomorrow?", WEDNESDAY).place is None
+
+
 def test_name_and_question_in_one_message() -> None:
     said = understand("Hi, I'm Bob. How hot is it in Cairo?", WEDNESDAY)
     assert (said.intent, said.name, said.place) == ("weather", "Bob", "Cairo")
