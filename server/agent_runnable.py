@@ -9,21 +9,30 @@ a `thread_id` sent by a client is never used.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.messages import AIMessageChunk, AnyMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidatorFunctionWrapHandler, field_validator
+from typing_extensions import TypeAliasType
 
 from server.auth import authorize, principal_of
+from server.schemas import USER_ID_DESCRIPTION, UserId, check_user_id
 from session_policy.ids import InvalidIdError, validate_user_id
 from session_policy.manager import SessionManager, TurnResult
 
 DEFAULT_USER = "playground"
+# Set in `configurable` by `admitting_identity` once the request's message passed the limits.
+ADMITTED = "admitted"
+# LangServe rebuilds its config model from each field's bare annotation, which drops an
+# Annotated's validator and schema; a named alias keeps both (an invalid id is a 422).
+ConfigUserId = TypeAliasType("ConfigUserId", UserId)
 
 
 class ChatInput(BaseModel):
@@ -31,6 +40,21 @@ class ChatInput(BaseModel):
         description="The conversation. Only the last user message is new: the server keeps "
         "the session's history."
     )
+
+    @field_validator("messages", mode="wrap")
+    @classmethod
+    def _malformed_messages_are_invalid(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler
+    ) -> Any:
+        """LangChain's message parsing raises TypeError on some malformed messages (a list
+        instead of an object, no `type`, unknown `tool_calls` keys); pydantic only turns
+        ValueError into a validation error (422), so translate it here, for this input only."""
+        try:
+            return handler(value)
+        except TypeError as error:
+            raise ValueError(
+                f'each message is an object like {{"type": "human", "content": "hi"}} ({error})'
+            ) from None
 
 
 class PlaygroundAIMessage(BaseModel):
@@ -62,11 +86,55 @@ def session_identity(config: dict[str, Any], request: Request) -> dict[str, Any]
     principal = principal_of(request)
     user_id = asked or principal.user_id or DEFAULT_USER
     try:
-        validate_user_id(user_id)
+        check_user_id(user_id)
     except InvalidIdError as error:
         raise HTTPException(400, str(error)) from None
     authorize(request, user_id)
     return {**config, "configurable": {"user_id": user_id}}
+
+
+def admitting_identity(
+    admit: Callable[[str, str], None],
+) -> Callable[[dict[str, Any], Request], Awaitable[dict[str, Any]]]:
+    """LangServe's per-request hook: `session_identity`, then the message limits.
+
+    Admitting here, before LangServe starts its response, makes an over-long message or a
+    rate-limited user a 413/429 on /stream and /stream_events too, not an error event inside
+    a 200 stream. Batch bodies (several inputs) are admitted per input by `SessionAgent`.
+    """
+
+    async def hook(config: dict[str, Any], request: Request) -> dict[str, Any]:
+        config = session_identity(config, request)
+        body = await request.json()  # LangServe parsed it already: cached on the request
+        if isinstance(body, dict) and isinstance(body.get("inputs"), list):  # /batch
+            for item in body["inputs"]:  # LangServe does not translate these errors: a 500
+                ChatInput.model_validate(item)
+        elif isinstance(body, dict) and "input" in body:
+            text = _last_user_text(ChatInput.model_validate(body["input"]))  # else 422
+            if text.strip():
+                admit(config["configurable"]["user_id"], text)
+            config["configurable"][ADMITTED] = True
+        return config
+
+    return hook
+
+
+async def json_body(request: Request) -> None:
+    """A dependency of the LangServe routes: a POST body must be UTF-8 JSON.
+
+    LangServe catches only JSONDecodeError (a 500 for a body that is not UTF-8); this answers
+    like our own routes: 422 for invalid JSON, 400 for bytes that are not UTF-8.
+    """
+    if request.method != "POST":
+        return
+    try:
+        await request.json()  # cached on the request for LangServe
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the request body is not UTF-8 JSON") from None
+    except json.JSONDecodeError as error:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", error.pos), "ctx": {"error": error.msg}}]
+        ) from None
 
 
 class SessionAgent(Runnable[dict[str, Any], AIMessageChunk]):
@@ -97,9 +165,9 @@ class SessionAgent(Runnable[dict[str, Any], AIMessageChunk]):
         return [
             ConfigurableFieldSpec(
                 id="user_id",
-                annotation=str,
+                annotation=ConfigUserId,
                 name="User id",
-                description="Whose session to talk in (1-128 of A-Z a-z 0-9 _ . @ -).",
+                description=f"Whose session to talk in ({USER_ID_DESCRIPTION}).",
                 default=DEFAULT_USER,
             )
         ]
@@ -125,8 +193,10 @@ class SessionAgent(Runnable[dict[str, Any], AIMessageChunk]):
         if not text.strip():
             yield AIMessageChunk(content="Please send a user message.")
             return
-        user_id = validate_user_id((config.get("configurable") or {}).get("user_id", DEFAULT_USER))
-        self._admit(user_id, text)
+        configurable = config.get("configurable") or {}
+        user_id = validate_user_id(configurable.get("user_id", DEFAULT_USER))
+        if not configurable.get(ADMITTED):
+            self._admit(user_id, text)
         # The inner run inherits callbacks (so stream_events shows the graph's events), never
         # the caller's configurable keys: the session decides the thread.
         inner: RunnableConfig = {k: v for k, v in config.items() if k != "configurable"}  # type: ignore[assignment]

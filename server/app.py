@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from langserve import add_routes
 
 from server import errors
-from server.agent_runnable import SessionAgent, session_identity
+from server.agent_runnable import SessionAgent, admitting_identity, json_body
 from server.auth import TokenAuth
 from server.config import Settings, load_settings
 from server.limits import BodySizeLimit
@@ -73,12 +74,44 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
         SessionAgent(manager, admit),
         path="/agent",
         playground_type="chat",
-        per_req_config_modifier=session_identity,
+        per_req_config_modifier=admitting_identity(admit),
         enable_feedback_endpoint=False,
         enable_public_trace_link_endpoint=False,
+        dependencies=[Depends(json_body)],
     )
+    _document_agent_errors(app)
     app.include_router(chat.router)
     app.include_router(sessions.router)
     app.include_router(system.router)
     app.include_router(system.probes)
     return app
+
+
+def _error(description: str) -> dict[str, Any]:
+    # ErrorResponse is in the schema's components: our own routes use it as a model.
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("`X-User-Id` is not a valid user id, the body is not UTF-8, or bad config hash."),
+    422: _error("The body does not match the schema (`configurable.user_id` included)."),
+}
+ANSWERING_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: _error("Another message of this user is being answered."),
+    413: _error("Message over MAX_MESSAGE_CHARS, or body over MAX_BODY_BYTES."),
+    429: _error("Over RATE_LIMIT_PER_MINUTE; see Retry-After."),
+}
+
+
+def _document_agent_errors(app: FastAPI) -> None:
+    """LangServe documents only 200 and FastAPI's `{"detail"}` 422; its routes answer errors
+    like ours (`{"error": {"code", "message"}}`), with these statuses."""
+    streaming = ("/stream", "/stream_log", "/stream_events")
+    answering = ("/invoke", "/batch", *streaming)
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path.startswith("/agent/"):
+            extra = ANSWERING_ERRORS if route.path.endswith(answering) else {}
+            route.responses = {**route.responses, **AGENT_ERRORS, **extra}
+            if route.path.endswith(streaming):  # LangServe documents them as JSON
+                route.responses[200] = {"content": {"text/event-stream": {}}}

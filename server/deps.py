@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from server.auth import authorize
+from server.schemas import USER_ID_DESCRIPTION, UserId
 from server.service import Service
-from session_policy.ids import USER_ID_PATTERN
 
 
 def get_service(request: Request) -> Service:
@@ -17,14 +17,7 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-UserIdPath = Annotated[
-    str,
-    Path(
-        pattern=USER_ID_PATTERN,
-        description="1-128 characters from A-Z a-z 0-9 _ . @ -",
-        examples=["user123"],
-    ),
-]
+UserIdPath = Annotated[UserId, Path(description=USER_ID_DESCRIPTION, examples=["user123"])]
 
 
 def authorized_user(userId: UserIdPath, request: Request) -> str:

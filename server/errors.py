@@ -39,8 +39,16 @@ def error_response(status: int, message: str, code: str | None = None) -> JSONRe
 def _describe(error: RequestValidationError) -> str:
     problems = []
     for problem in error.errors():
+        if not isinstance(problem, dict):  # LangServe raises it with plain strings
+            problems.append(f"body: {problem}")
+            continue
+        if problem.get("type") == "json_invalid":  # loc is ("body", character position)
+            reason = problem.get("ctx", {}).get("error", "")
+            problems.append(f"body: invalid JSON at character {problem['loc'][-1]}: {reason}")
+            continue
         where = ".".join(str(p) for p in problem["loc"] if p not in ("body", "path", "query"))
-        problems.append(f"{where or 'body'}: {problem['msg']}")
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where or 'body'}: {message}")
     return "; ".join(problems)
 
 

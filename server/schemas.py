@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from session_policy.ids import USER_ID_PATTERN
+from session_policy.ids import InvalidIdError, validate_user_id
 from session_policy.models import EndReason
 
-USER_ID_FIELD = Field(
-    pattern=USER_ID_PATTERN,
-    description="1-128 characters from A-Z a-z 0-9 _ . @ -",
-    examples=["user123"],
-)
+USER_ID_DESCRIPTION = "1-128 characters from A-Z a-z 0-9 _ . @ -, not only dots"
+
+
+def check_user_id(user_id: object) -> str:
+    """A user id the API accepts: session_policy's rule, and not only dots.
+
+    `.` and `..` are dot-segments that URL clients remove (RFC 3986): such a user's
+    `/sessions/{userId}` could never be reached. `InvalidIdError` (a ValueError) says why.
+    """
+    user_id = validate_user_id(user_id)
+    if not user_id.strip("."):
+        raise InvalidIdError(f"invalid userId {user_id!r}: use {USER_ID_DESCRIPTION}")
+    return user_id
+
+
+# Validated by `check_user_id` (its message says what is allowed); the schema states the same
+# rule as a pattern (at least one character other than a dot) and a length.
+UserId = Annotated[
+    str,
+    AfterValidator(check_user_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\.{0,127}[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,127}$",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": USER_ID_DESCRIPTION,
+            "examples": ["user123"],
+        }
+    ),
+]
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1, examples=["Weather in London?"])
-    userId: str = USER_ID_FIELD
+    userId: UserId
     stream: bool = Field(default=False, description="Answer as server-sent events.")
 
 

@@ -86,7 +86,7 @@ async def session_history(
 ) -> Any:
     """One session of this user: its messages while active, its record once ended."""
     if not session_belongs_to(sessionId, userId):
-        raise HTTPException(404, f"no session {sessionId!r} for user {userId!r}")
+        raise HTTPException(404, f"no session {sessionId[:80]!r} for user {userId!r}")
     for session in await service.manager.active_sessions(userId):
         if session.session_id == sessionId:
             return {
@@ -98,7 +98,7 @@ async def session_history(
             }
     record = await service.manager.ended_record(sessionId)
     if record is None:
-        raise HTTPException(404, f"no session {sessionId!r} for user {userId!r}")
+        raise HTTPException(404, f"no session {sessionId[:80]!r} for user {userId!r}")
     return {
         "userId": userId,
         "sessionId": sessionId,
@@ -108,7 +108,11 @@ async def session_history(
     }
 
 
-@router.post("/{userId}/end", response_model=EndResponse)
+@router.post(
+    "/{userId}/end",
+    response_model=EndResponse,
+    responses={400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON."}},
+)
 async def end_sessions(
     userId: AuthorizedUser,
     service: ServiceDep,
