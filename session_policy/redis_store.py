@@ -110,7 +110,10 @@ for _, sid in ipairs(due) do
   else
     local expires, inactive = tonumber(f[1]), tonumber(f[2])
     local reason = nil
-    if now >= expires then reason = 'duration' elseif now >= inactive then reason = 'inactivity' end
+    -- The deadline that came first names the reason (inactiveAt is never after expiresAt).
+    if now >= inactive then
+      if inactive < expires then reason = 'inactivity' else reason = 'duration' end
+    end
     if reason then
       table.insert(out, end_session(prefix, sid, reason, now, retention))
     else
