@@ -78,6 +78,9 @@ def serve(
             workers=workers,
             reload=reload,
             log_config=None,  # keep our structured handler for uvicorn's loggers too
+            # A worker imports the whole agent stack before it answers uvicorn's health
+            # check; on a small, busy machine that takes longer than the default 5 s.
+            timeout_worker_healthcheck=60,
         )
     finally:
         if embedded is not None:
