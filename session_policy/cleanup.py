@@ -2,7 +2,10 @@
 
 One loop per process (`start()` twice does not start a second timer). Each run asks every
 available backend to sweep: on Redis a Lua script walks the deadline index, so several
-processes sweeping the same Redis end each session exactly once.
+processes sweeping the same Redis end each session exactly once. A session whose user has
+a turn running (the user's turn lock is held) is left to the first sweep after that turn:
+ending it mid-turn would drop a turn the user is being answered (its writes refused, its
+count missing from the ended record).
 """
 
 from __future__ import annotations

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 PREFIX = "wa"
 
-# Field of the session meta hash holding the session's hard deadline (epoch ms):
-# start + SESSION_DURATION. Thread data expires then at the latest, whatever happens.
-EXPIRES_AT_FIELD = "expiresAt"
+# Field of the session meta hash holding when the session's thread expires at the latest
+# (epoch ms), whatever happens: its hard deadline (start + SESSION_DURATION) plus the cleanup
+# grace, like the session's other keys. Not the hard deadline itself: a turn whose message
+# arrived before the deadline may still read and write the thread after it (cleanup waits
+# for the turn, then deletes the thread), and a thread expired under that turn made the
+# graph start the conversation over and the session's count drop (3 -> 1) in its record.
+EXPIRES_AT_FIELD = "keepUntil"
 
 
 def thread(thread_id: str) -> str:

@@ -175,9 +175,12 @@ class SessionManager:
         LangServe see the agent's inner events; its thread is always the session's.
         """
         validate_user_id(user_id)
+        # The message's time, for the session limits: time spent waiting for this busy
+        # process (queueing, Redis round trips) is not the user's inactivity.
+        received_ms = self.clock_ms()
         lock_backing, token = await self._lock(user_id)
         try:
-            async for event in self._turn(user_id, message, stream, config):
+            async for event in self._turn(user_id, message, stream, config, received_ms):
                 yield event
         finally:
             await self._unlock(lock_backing, user_id, token)
@@ -203,18 +206,25 @@ class SessionManager:
             self.storage.mark_down(error)
 
     async def _turn(
-        self, user_id: str, message: str, stream: bool, config: RunnableConfig | None
+        self,
+        user_id: str,
+        message: str,
+        stream: bool,
+        config: RunnableConfig | None,
+        received_ms: int,
     ) -> AsyncIterator[str | TurnResult]:
         started = time.perf_counter()
         for _ in range(MAX_ATTEMPTS):
             backing, session = await self.session_for(user_id)
-            expired = session.expired_reason(self.clock_ms())
+            expired = session.expired_reason(received_ms)
             if expired:
                 await self.end_session(backing, session.session_id, expired)
                 continue
             state: dict[str, Any] | None = None
             try:
-                async for event in self._run(backing, session, message, stream, config):
+                async for event in self._run(
+                    backing, session, message, stream, config, received_ms
+                ):
                     if isinstance(event, str):
                         yield event
                     else:
@@ -246,6 +256,7 @@ class SessionManager:
         message: str,
         stream: bool,
         parent: RunnableConfig | None,
+        received_ms: int,
     ) -> AsyncIterator[str | dict[str, Any]]:
         graph = self.graph(backing)
         config = merge_configs(
@@ -255,6 +266,7 @@ class SessionManager:
                     "thread_id": session.session_id,
                     "user_id": session.user_id,
                     "session_started_at": session.start_ms,
+                    "message_received_at": received_ms,
                 }
             },
         )

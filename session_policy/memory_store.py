@@ -114,7 +114,7 @@ class MemorySessionStore:
         ended = []
         for session in list(self._sessions.values()):
             reason = session.expired_reason(now_ms)
-            if reason:
+            if reason and not self._turn_running(session.user_id):
                 record = await self.end(session.session_id, reason, now_ms)
                 if record:
                     ended.append(record)
@@ -127,6 +127,11 @@ class MemorySessionStore:
 
     async def ended_record(self, session_id: str) -> EndedSession | None:
         return self._ended.get(session_id)
+
+    def _turn_running(self, user_id: str) -> bool:
+        """A turn of the user holds the lock: sweeping its session now would drop that turn."""
+        held = self._turn_locks.get(user_id)
+        return held is not None and held[1] > time.monotonic()
 
     async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
         now = time.monotonic()

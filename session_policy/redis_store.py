@@ -4,8 +4,9 @@ Layout (see `keys.py`): a meta hash per active session, the user's active-sessio
 a sorted set of deadlines (cleanup's index: no KEYS, no SCAN), and a per-user hash of
 ended-session records whose fields expire after the retention (hash-field TTLs, Redis 7.4+):
 once a session ends, no key named after it remains. Every key of an active
-session expires by itself at the session's hard deadline (plus a short grace for the meta,
-so cleanup can still write the ended record), which is the backstop when no server runs.
+session expires by itself shortly after the session's hard deadline (a grace so that cleanup
+can still write the ended record, and a turn whose message arrived before the deadline can
+finish in its thread), which is the backstop when no server runs.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ local function end_session(prefix, sid, reason, now, retention)
 end
 """
 
-# KEYS: user's active pointer, deadlines. ARGV: prefix, user, now, duration, inactivity, grace.
+# KEYS: user's active pointer, deadlines. ARGV: prefix, user, now, duration, inactivity, grace,
+# the field telling the checkpointer when the thread expires (keys.EXPIRES_AT_FIELD).
 _GET_OR_START = """
 local prefix, user, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local current = redis.call('GET', KEYS[1])
@@ -69,7 +71,7 @@ local inactive = math.min(expires, start + tonumber(ARGV[5]))
 local keep = expires + tonumber(ARGV[6])
 local metakey = prefix .. ':{' .. sid .. '}:meta'
 redis.call('HSET', metakey, 'userId', user, 'startTime', start, 'lastActivity', start,
-  'conversationCount', 0, 'expiresAt', expires, 'inactiveAt', inactive)
+  'conversationCount', 0, 'expiresAt', expires, 'inactiveAt', inactive, ARGV[7], keep)
 redis.call('PEXPIREAT', metakey, keep)
 redis.call('SET', KEYS[1], sid, 'PXAT', keep)
 redis.call('ZADD', KEYS[2], inactive, sid)
@@ -104,9 +106,16 @@ local prefix, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}
 for _, sid in ipairs(due) do
-  local f = redis.call('HMGET', prefix .. ':{' .. sid .. '}:meta', 'expiresAt', 'inactiveAt')
+  local f = redis.call('HMGET', prefix .. ':{' .. sid .. '}:meta', 'expiresAt', 'inactiveAt',
+    'userId')
   if not f[1] then
     redis.call('ZREM', KEYS[1], sid)  -- its keys already expired by TTL
+  elseif redis.call('EXISTS', prefix .. ':user:{' .. f[3] .. '}:lock') == 1 then
+    -- A turn of this user is running: ending the session now would drop that answered
+    -- turn (its writes refused, its count missing from the record). The first sweep after
+    -- the turn ends it (the lock of a crashed process expires by itself); out of this
+    -- sweep's range meanwhile, so the batches of this sweep move on.
+    redis.call('ZADD', KEYS[1], now + 1, sid)
   else
     local expires, inactive = tonumber(f[1]), tonumber(f[2])
     local reason = nil
@@ -185,6 +194,7 @@ class RedisSessionStore:
                 self.limits.duration_ms,
                 self.limits.inactivity_ms,
                 self.grace_ms,
+                keys.EXPIRES_AT_FIELD,
             ],
         )
         return _session(session_id, meta)
