@@ -4,7 +4,7 @@
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test lint typecheck format
+.PHONY: setup run test lint typecheck format bench
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
@@ -26,3 +26,6 @@ typecheck:
 format: setup
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
+
+bench: setup
+	$(UV) run python -m bench

@@ -8,7 +8,8 @@ turns). Here a thread is one hash, `keys.thread(thread_id)`:
 * deleting a thread is one `DEL`, and one `PEXPIREAT` bounds the life of all its data;
 * every write is ONE Lua script (one round trip) that can first check the session's guard
   key (`keys.session_meta(thread_id)`): no session, no write; with a session, the thread
-  key expires at the session's hard deadline (`keys.EXPIRES_AT_FIELD`, epoch ms);
+  key expires when the session's keys do (`keys.EXPIRES_AT_FIELD`, epoch ms: the hard
+  deadline plus the cleanup grace);
 * a list channel (`messages` with `add_messages`) is stored as deltas: each version keeps
   only the items appended since the version it extends, so memory grows linearly;
 * reading a checkpoint (latest or by id) is ONE Lua script that follows the delta chains
@@ -78,6 +79,21 @@ reference reads back exactly the value that was written; a write serialized diff
 Messages are mostly that boilerplate and short texts: it halves them, for ~20 µs per written
 piece and a few µs per piece read. Frames are a base-128 varint length then the bytes.
 
+History: a guarded thread (a session's) keeps only its latest checkpoint per namespace
+(`keep_history`): the put script deletes the parent's record, pending writes included, and
+the non-list values of the parent's channels that changed (list pieces stay: the delta
+chain of the new value runs through them). A session's thread is only ever read at its
+latest checkpoint, and the per-checkpoint records (versions, metadata, the writes) would
+otherwise weigh more than the messages themselves (~0.5 KB per super-step). Writes that
+arrive for a checkpoint already replaced are dropped: resuming starts from the latest one.
+Since the next checkpoint deletes them anyway, a task's writes on such a thread wait for
+it (`WRITES_GRACE_S` at most, in `aput_writes`) and are not sent at all when it comes:
+LangGraph saves it as soon as the step's tasks are done, so in the usual one-task step
+that saves one round trip per step. Special writes (errors, interrupts), which no
+checkpoint follows, go at once, with any writes waiting for the same checkpoint. A thread
+whose checkpoints carry DeltaChannel counters (LangGraph's beta channel rebuilt from the
+writes of the parent chain) is never pruned and its writes never wait.
+
 Delta detection is by identity: the saver remembers, per thread (LRU), namespace and list
 channel, the items of the last version it wrote and of the last ones reads returned, as weak
 references (the saver keeps no conversation alive; a run holds its objects while it needs
@@ -93,6 +109,7 @@ script refuses the delta and the saver sends full values: a second round trip, t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -134,6 +151,15 @@ __all__ = ["CorruptThreadError", "RedisSessionSaver"]
 DEFAULT_DELTA_CACHE_THREADS = 1024
 # SCAN page size when listing every thread.
 _SCAN_COUNT = 500
+# Pruned threads: how long a task's writes wait for the checkpoint that replaces theirs
+# (LangGraph saves it as soon as the step's other tasks are done) before being stored.
+WRITES_GRACE_S = 0.5
+# Pruned threads: checkpoints recently replaced by this saver (writes for them are moot).
+_REPLACED_MEMORY = 4096
+# Threads remembered as using, or not using, LangGraph's DeltaChannel (beta): it rebuilds
+# a value from the writes along the parent chain, so such a thread is never pruned.
+_THREAD_KINDS_MEMORY = 4096
+_DELTA_COUNTERS = "counters_since_delta_snapshot"
 
 # Script replies.
 _DROPPED = 0  # the guard key is gone: nothing was written
@@ -213,6 +239,30 @@ local function idigest(piece)
   return (rd(piece, p))
 end
 
+-- byte-wise a > b (encoded checkpoint ids sort as the ids do)
+local function gt(a, b)
+  local la, lb = #a, #b
+  local n = la < lb and la or lb
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return la > lb
+end
+
+-- channel -> version key, of a checkpoint head's versions
+local function head_versions(head)
+  local t, versions = {}, rd(head, 1)
+  local q, m = 1, #versions
+  while q <= m do
+    local ch, vk
+    ch, q = rd(versions, q)
+    vk, q = rd(versions, q)
+    t[ch] = vk
+  end
+  return t
+end
+
 -- channel and items digest of a literal write payload
 local function write_digest(payload)
   local ch, p = rd(payload, 2)
@@ -253,26 +303,18 @@ end
 
 # put: ARGV[4] checkpoint field, [5] latest-pointer field, [6] checkpoint id, [7] checkpoint
 # field prefix, [8] parent id or "", [9] version field prefix, [10] head, [11] piece count,
-# then per piece: channel, version key, piece, base version key or "", base chain digest.
+# then per piece: channel, version key, piece, base version key or "", base chain digest;
+# last, "1" to prune the parent (latest checkpoint only), else "0".
 _PUT_LUA = (
     _LUA_COMMON
     + _LUA_GUARD
     + r"""
-local function gt(a, b)
-  local la, lb = #a, #b
-  local n = la < lb and la or lb
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x > y end
-  end
-  return la > lb
-end
-
 local ok, deadline = guard()
 if not ok then return {0, 0} end
 
 local vpre = ARGV[9]
 local np = tonumber(ARGV[11])
+local prune = ARGV[12 + np * 5] == '1'
 local raws, parsed = {}, {}
 local function version(vk)
   local e = parsed[vk]
@@ -331,8 +373,55 @@ redis.call('HSET', KEYS[1], ARGV[4], fr(ARGV[10]) .. rest)
 local latest = redis.call('HGET', KEYS[1], ARGV[5])
 if not latest or gt(ARGV[6], latest) then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
 
--- 4. the parent's writes whose items a new piece holds become references to it
-if ARGV[8] ~= '' and next(stored) then
+-- 4a. pruning: the parent goes, with the values only it used (non-list values of its
+-- channels that changed; list pieces stay, the new values' delta chains run through them)
+if prune and ARGV[8] ~= '' and ARGV[7] .. ARGV[8] ~= ARGV[4] then
+  local pfield = ARGV[7] .. ARGV[8]
+  local prec = redis.call('HGET', KEYS[1], pfield)
+  if prec then
+    local phead = rd(prec, 1)
+    if phead ~= '' then
+      local now = head_versions(ARGV[10])
+      local drop, dorder = {}, {}
+      for ch, vk in pairs(head_versions(phead)) do
+        if now[ch] ~= vk then
+          if not drop[vk] then
+            drop[vk] = {}
+            dorder[#dorder + 1] = vk
+          end
+          drop[vk][#drop[vk] + 1] = ch
+        end
+      end
+      for _, vk in ipairs(dorder) do
+        local vfield = vpre .. vk
+        local rec = redis.call('HGET', KEYS[1], vfield)
+        if rec then
+          local e, changed = entries(rec), false
+          for _, ch in ipairs(drop[vk]) do
+            local piece = e[ch]
+            if piece and string.sub(piece, 1, 1) == 'F' and rd(piece, 2) == '' then
+              e[ch] = nil
+              changed = true
+            end
+          end
+          if changed then
+            local out = {}
+            for ch, piece in pairs(e) do out[#out + 1] = fr(ch) .. fr(piece) end
+            if #out == 0 then
+              redis.call('HDEL', KEYS[1], vfield)
+            else
+              redis.call('HSET', KEYS[1], vfield, table.concat(out))
+            end
+          end
+        end
+      end
+    end
+    redis.call('HDEL', KEYS[1], pfield)
+  end
+end
+
+-- 4b. the parent's writes whose items a new piece holds become references to it
+if not prune and ARGV[8] ~= '' and next(stored) then
   local pfield = ARGV[7] .. ARGV[8]
   local prec = redis.call('HGET', KEYS[1], pfield)
   if prec then
@@ -371,8 +460,10 @@ return {applied(deadline), skipped}
 
 # put_writes: ARGV[4] checkpoint field, [5] task id, [6] task path, [7] version field
 # prefix, [8] write count, then per write: idx, payload, version key of the piece that may
-# hold its items or "". Regular writes (idx >= 0) are insert-if-absent per (task, idx);
-# special ones (negative idx, `WRITES_IDX_MAP`) overwrite, as in `InMemorySaver`.
+# hold its items or ""; last: "1" when pruning, the latest-pointer field, the checkpoint id.
+# Regular writes (idx >= 0) are insert-if-absent per (task, idx); special ones (negative
+# idx, `WRITES_IDX_MAP`) overwrite, as in `InMemorySaver`. When pruning, writes for a
+# checkpoint older than the latest one, which is gone, are dropped.
 _PUT_WRITES_LUA = (
     _LUA_COMMON
     + _LUA_GUARD
@@ -380,7 +471,15 @@ _PUT_WRITES_LUA = (
 local ok, deadline = guard()
 if not ok then return 0 end
 
-local rec = redis.call('HGET', KEYS[1], ARGV[4]) or fr('')
+local rec = redis.call('HGET', KEYS[1], ARGV[4])
+if not rec then
+  local tail = 9 + 3 * tonumber(ARGV[8])
+  if ARGV[tail] == '1' then
+    local latest = redis.call('HGET', KEYS[1], ARGV[tail + 1])
+    if latest and gt(latest, ARGV[tail + 2]) then return applied(deadline) end
+  end
+  rec = fr('')
+end
 local tid = ARGV[5]
 local _, p = rd(rec, 1)
 local n = #rec
@@ -1075,6 +1174,12 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         serde: serializer (default: LangGraph's `JsonPlusSerializer`).
         delta_cache_threads: for how many threads (LRU) to remember recent list versions,
             as weak references, to detect appends.
+        keep_history: keep every checkpoint (True), or only the latest one of each
+            namespace (False: each checkpoint replaces its parent, as with a shallow saver,
+            and late writes for a replaced checkpoint are dropped). None (default): only
+            the latest for guarded threads (a session's thread is only ever read at its
+            latest checkpoint: memory then follows the messages, not the super-steps),
+            every checkpoint for unguarded ones (`langgraph dev`, time travel).
     """
 
     def __init__(
@@ -1086,6 +1191,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         ttl_seconds: float | None = None,
         serde: SerializerProtocol | None = None,
         delta_cache_threads: int = DEFAULT_DELTA_CACHE_THREADS,
+        keep_history: bool | None = None,
     ) -> None:
         super().__init__(serde=serde)
         if redis is None and sync_redis is None:
@@ -1101,6 +1207,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         self.redis = redis
         self.sync_redis = sync_redis
         self.guarded = guarded
+        self.keep_history = keep_history
         self.ttl_seconds = ttl_seconds
         self._ttl_ms = "0" if ttl_seconds is None else str(max(1, round(ttl_seconds * 1000)))
         self._cache = _DeltaCache(delta_cache_threads)
@@ -1109,6 +1216,12 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         prefix, _, suffix = keys.thread(marker).partition(marker)
         self._thread_prefix, self._thread_suffix = prefix, suffix
         self._thread_pattern = _glob_escape(prefix) + "*" + _glob_escape(suffix)
+        # (thread, namespace, checkpoint id) -> writes waiting for their replacement
+        self._waiting: dict[tuple[str, str, str], list[asyncio.Future[bool]]] = {}
+        self._replaced: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        # thread -> True if its checkpoints carry DeltaChannel counters (never pruned)
+        self._delta_threads: OrderedDict[str, bool] = OrderedDict()
+        self._kinds_lock = threading.Lock()  # `_plan_put` runs in LangGraph's threads too
         self._scripts: dict[str, Any] = {}
         self._ascripts: dict[str, Any] = {}
         for name, source in (
@@ -1170,6 +1283,31 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
 
     def _is_guarded(self, thread_id: str) -> bool:
         return self.guarded(thread_id) if callable(self.guarded) else bool(self.guarded)
+
+    def _prunes(self, thread_id: str) -> bool:
+        """Whether the thread keeps its latest checkpoint only (see `keep_history`).
+
+        Never for a thread whose checkpoints carried DeltaChannel counters: such a
+        channel is rebuilt from the writes of the parent chain.
+        """
+        if self._delta_threads.get(thread_id):
+            return False
+        if self.keep_history is not None:
+            return not self.keep_history
+        return self._is_guarded(thread_id)
+
+    def _note_kind(self, thread_id: str, metadata: CheckpointMetadata) -> None:
+        """Remember whether the thread uses DeltaChannel (once it did, for good)."""
+        with self._kinds_lock:
+            known = self._delta_threads.get(thread_id, False)
+            self._delta_threads[thread_id] = known or bool(metadata.get(_DELTA_COUNTERS))
+            self._delta_threads.move_to_end(thread_id)
+            while len(self._delta_threads) > _THREAD_KINDS_MEMORY:
+                self._delta_threads.popitem(last=False)
+
+    def _defers_writes(self, thread_id: str) -> bool:
+        """Pruned, and known (from a checkpoint this saver stored) not to use DeltaChannel."""
+        return self._delta_threads.get(thread_id) is False and self._prunes(thread_id)
 
     def _write_keys(self, thread_id: str) -> tuple[list[str], list[bytes | str]]:
         """KEYS and the common ARGV head of the write scripts."""
@@ -1288,6 +1426,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             else:  # an empty channel: nothing to store, absence reads the same
                 cleared.append(channel)
 
+        self._note_kind(thread_id, metadata)
         keys_, args = self._write_keys(thread_id)
         cpre, vpre, latest = _prefixes(ns)
         cid_b = _enc_id(cid)
@@ -1303,6 +1442,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         ]
         for piece in pieces:
             args += [piece.channel, piece.verkey, piece.data, piece.base_verkey, piece.base_chain]
+        args.append("1" if self._prunes(thread_id) else "0")
         next_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
         }
@@ -1354,7 +1494,41 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         if self._after_put(plan, await self._arun("put", plan.keys, plan.args)):
             plan = self._plan_put(config, checkpoint, metadata, new_versions, deltas=False)
             self._after_put(plan, await self._arun("put", plan.keys, plan.args))
+        parent = config["configurable"].get("checkpoint_id")
+        if parent and self._prunes(plan.thread_id):
+            # the parent is gone with its writes: the ones still waiting need not be stored
+            self._release((plan.thread_id, plan.ns, parent), replaced=True)
         return plan.next_config
+
+    # ------------------------------------------------------------------ deferred writes
+
+    def _release(self, key: tuple[str, str, str], *, replaced: bool) -> None:
+        """Wake the writes waiting for checkpoint `key`: True = it was replaced."""
+        if replaced:
+            self._replaced[key] = None
+            while len(self._replaced) > _REPLACED_MEMORY:
+                self._replaced.popitem(last=False)
+        for waiter in self._waiting.pop(key, ()):
+            if not waiter.done():
+                waiter.set_result(replaced)
+
+    async def _replaced_soon(self, key: tuple[str, str, str]) -> bool:
+        """Whether checkpoint `key` gets replaced within `WRITES_GRACE_S`."""
+        if key in self._replaced:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiting.setdefault(key, []).append(waiter)
+        timer = loop.call_later(WRITES_GRACE_S, _settle, waiter, False)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            waiting = self._waiting.get(key)
+            if waiting is not None and waiter in waiting:
+                waiting.remove(waiter)
+                if not waiting:
+                    del self._waiting[key]
 
     # ------------------------------------------------------------------ put_writes
 
@@ -1370,7 +1544,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         ns: str = conf.get("checkpoint_ns", "") or ""
         cid: str = conf["checkpoint_id"]
         keys_, args = self._write_keys(thread_id)
-        cpre, vpre, _ = _prefixes(ns)
+        cpre, vpre, latest = _prefixes(ns)
         args += [cpre + _enc_id(cid), _enc_id(task_id), _enc_path(task_path), vpre]
         args.append(str(len(writes)))
         for idx, (channel, value) in enumerate(writes):
@@ -1398,6 +1572,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                 + _pack(data)
             )
             args += [str(WRITES_IDX_MAP.get(channel, idx)), payload, candidate]
+        args += ["1" if self._prunes(thread_id) else "0", latest, _enc_id(cid)]
         return thread_id, keys_, args
 
     def _after_put_writes(self, thread_id: str, reply: Any) -> None:
@@ -1426,7 +1601,22 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Async `put_writes`."""
+        """Async `put_writes`.
+
+        On a pruned thread, the writes first wait (`WRITES_GRACE_S` at most) for the next
+        checkpoint: it replaces theirs and deletes its writes, so when it comes they are
+        not stored at all (one round trip and their serialization saved per task).
+        Special writes (errors, interrupts...), which no checkpoint follows, are stored at
+        once, and so are the writes waiting for the same checkpoint.
+        """
+        conf = config["configurable"]
+        thread_id = conf["thread_id"]
+        if self._defers_writes(thread_id):
+            key = (thread_id, conf.get("checkpoint_ns", "") or "", conf["checkpoint_id"])
+            if any(channel in WRITES_IDX_MAP for channel, _ in writes):
+                self._release(key, replaced=False)
+            elif await self._replaced_soon(key):
+                return
         thread_id, keys_, args = self._plan_put_writes(config, writes, task_id, task_path)
         self._after_put_writes(thread_id, await self._arun("put_writes", keys_, args))
 
@@ -1689,6 +1879,11 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                 number = int(head) if head.isdigit() else 0
         digits = str(number + 1)
         return f"{len(digits)}{digits}.{random.getrandbits(32):08x}"
+
+
+def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 def _glob_escape(text: str) -> str:

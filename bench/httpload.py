@@ -1,0 +1,350 @@
+"""Target 4, HTTP load: `/chat` on the real server, Redis-backed vs in-memory storage.
+
+Two `weather-agent serve --workers N` processes (offline model, simulated weather, JSON
+logs, every other setting at its default): one with REDIS_URL pointing at an embedded
+Redis, one with REDIS_URL pointing at a closed port, so it runs degraded on in-memory
+storage (the same code, the same process layout). The load comes from
+`python -m bench.loadgen` in a separate process: closed-loop users sending the scripted
+conversation, bounded in turns and time, on 127.0.0.1. The servers take turns under load,
+alternating which goes first, and the throughput ratio is taken within each round.
+
+Server time of a lone user's turn: one user, one message at a time, on each server; the
+time is the latency each turn logs (`turn` records, `latency_ms`), which is what the
+`weather_agent_turn_latency_seconds` histogram observes, read from the log of every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    RESULTS_DIR,
+    ROOT,
+    TIMES,
+    Section,
+    Target,
+    fmt,
+    rotated,
+)
+from bench.lite import median, percentile
+from session_policy.redis_server import free_port
+
+MIN_THROUGHPUT_RATIO = 0.70
+MAX_LONE_SERVER_MS = 10.0
+
+
+@dataclass(frozen=True)
+class HttpSizes:
+    users: int = 50
+    turns: int = 20
+    rounds: int = 3
+    duration_s: float = 120.0
+    lone_turns: int = 30
+    warmup_turns: int = 5
+    workers: int = os.cpu_count() or 2
+    real_cli: bool = False  # start `python -m server.cli serve` instead of `bench.serve`
+
+
+class Server:
+    """`python -m server.cli serve` in its own process group, logs to a file."""
+
+    def __init__(
+        self, kind: str, redis_url: str, workers: int, log: Path, *, real_cli: bool = False
+    ) -> None:
+        self.kind = kind
+        self.real_cli = real_cli
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.workers = workers
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "MODEL": "offline",
+            "WEATHER_PROVIDER": "simulated",
+            "OPENAI_API_KEY": "",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+        }
+        for name in ("SESSION_PROFILE", "OPENAI_BASE_URL"):
+            self.env.pop(name, None)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        # `server.cli serve` itself, or the same uvicorn.run with a longer worker health check
+        launcher = ["server.cli", "serve"] if self.real_cli else ["bench.serve"]
+        command = [
+            sys.executable,
+            "-m",
+            *launcher,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its workers share its process group
+            )
+
+    def wait_ready(self, timeout_s: float = 90.0) -> dict[str, Any]:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited: {self.tail()}")
+            try:
+                status = httpx.get(f"{self.url}/system/status", timeout=2)
+                if status.status_code == 200:
+                    data: dict[str, Any] = status.json()
+                    return data
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.kind} server did not start: {self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def turn_latencies(self, user_prefix: str) -> list[float]:
+        """`latency_ms` of the `turn` records that the workers logged for these users."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("message") == "turn" and str(record.get("user_id", "")).startswith(
+                user_prefix
+            ):
+                found.append(float(record["latency_ms"]))
+        return found
+
+
+def start_servers(redis_url: str, sizes: HttpSizes, log_dir: Path) -> dict[str, Server]:
+    """Both servers, starting (not waited for): the Redis one and the memory one."""
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    started = {
+        "redis": Server(
+            "redis", redis_url, sizes.workers, log_dir / "http-redis.log", real_cli=sizes.real_cli
+        ),
+        "memory": Server(
+            "memory", closed, sizes.workers, log_dir / "http-memory.log", real_cli=sizes.real_cli
+        ),
+    }
+    try:
+        for server in started.values():  # start both, then wait: imports overlap
+            server.start()
+    except BaseException:
+        for server in started.values():
+            server.stop()
+        raise
+    return started
+
+
+@contextlib.contextmanager
+def servers(started: dict[str, Server]) -> Iterator[dict[str, Server]]:
+    """The started servers once they answer; stopped on the way out."""
+    try:
+        for server in started.values():
+            status = server.wait_ready()
+            if status.get("storageMode") != server.kind:
+                raise RuntimeError(f"{server.kind} server runs on {status.get('storageMode')}")
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def load(server: Server, users: int, turns: int, duration: float, prefix: str) -> dict[str, Any]:
+    """One run of the load generator in its own process."""
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        out = Path(tmp) / "result.json"
+        command = [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "--url",
+            server.url,
+            "--users",
+            str(users),
+            "--turns",
+            str(turns),
+            "--duration",
+            str(duration),
+            "--prefix",
+            prefix,
+            "--out",
+            str(out),
+        ]
+        subprocess.run(command, cwd=ROOT, check=True, timeout=duration + 120)
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def run(
+    redis_url: str,
+    sizes: HttpSizes,
+    log_dir: Path = RESULTS_DIR,
+    starting: dict[str, Server] | None = None,
+) -> Section:
+    """The HTTP section; `starting`: servers already started (`start_servers`)."""
+    started = time.perf_counter()
+    section = Section(
+        "http",
+        f"4. HTTP /chat load ({sizes.users} users, {sizes.workers} workers)",
+        ["server", "phase", "turns", "turns/s", "p50 ms", "p99 ms", "errors"],
+    )
+    section.notes.append(
+        f"{sizes.users} closed-loop users {TIMES} up to {sizes.turns} messages per phase "
+        f"(cap {fmt(sizes.duration_s, 0)} s), {sizes.rounds} phases per server, alternating; "
+        f"load generator: python -m bench.loadgen (own process); server logs in {log_dir}; "
+        + (
+            "servers: python -m server.cli serve"
+            if sizes.real_cli
+            else "servers: python -m bench.serve (server.cli serve's uvicorn.run, worker "
+            "health-check timeout 60 s instead of 5 s)"
+        )
+    )
+    phases: dict[str, list[dict[str, Any]]] = {"redis": [], "memory": []}
+    lone: dict[str, dict[str, Any]] = {}
+    with servers(starting or start_servers(redis_url, sizes, log_dir)) as running:
+        kinds = ["memory", "redis"]
+        for kind in kinds if sizes.warmup_turns else []:  # warm-up: first sessions, pools
+            load(running[kind], min(sizes.users, 10), sizes.warmup_turns, 60, f"warm-{kind}")
+        for round_ in range(sizes.rounds):
+            for kind in rotated(kinds, round_):
+                result = load(
+                    running[kind], sizes.users, sizes.turns, sizes.duration_s, f"r{round_}-{kind}"
+                )
+                phases[kind].append(result)
+        for kind in kinds:
+            prefix = f"lone-{kind}"
+            client = load(running[kind], 1, sizes.lone_turns, sizes.duration_s, prefix)
+            lone[kind] = {"client": client, "server_ms": running[kind].turn_latencies(prefix)}
+
+    for kind in ("memory", "redis"):
+        for i, result in enumerate(phases[kind]):
+            section.rows.append(_row(kind, f"load {i + 1}", result))
+        client = lone[kind]["client"]
+        section.rows.append(_row(kind, "lone user (client)", client))
+        server_ms: list[float] = lone[kind]["server_ms"]
+        section.rows.append(
+            [
+                kind,
+                "lone user (server time)",
+                str(len(server_ms)),
+                "-",
+                fmt(percentile(server_ms, 50)),
+                fmt(percentile(server_ms, 99)),
+                "-",
+            ]
+        )
+    ratios = [
+        r["turns_per_s"] / m["turns_per_s"]
+        for r, m in zip(phases["redis"], phases["memory"], strict=True)
+        if m["turns_per_s"] > 0
+    ]
+    errors = {kind: sum(int(p["errors"]) for p in phases[kind]) for kind in phases}
+    errors = {
+        kind: errors[kind] + int(lone[kind]["client"]["errors"]) for kind in ("redis", "memory")
+    }
+    lone_ms: list[float] = lone["redis"]["server_ms"]
+    section.figures = {
+        "sizes": sizes.__dict__,
+        "phases": phases,
+        "lone": lone,
+        "throughput_ratios": ratios,
+        "errors": errors,
+    }
+    redis_tps = median(p["turns_per_s"] for p in phases["redis"])
+    memory_tps = median(p["turns_per_s"] for p in phases["memory"])
+    section.targets += [
+        Target(
+            "http",
+            "Redis server ÷ memory server, turns/s",
+            median(ratios),
+            MIN_THROUGHPUT_RATIO,
+            ">=",
+            TIMES,
+            f"{fmt(redis_tps, 1)} vs {fmt(memory_tps, 1)} turns/s (medians; per phase: "
+            + ", ".join(fmt(r) for r in ratios)
+            + ")",
+        ),
+        Target(
+            "http",
+            "errors under load (Redis server)",
+            errors["redis"],
+            0,
+            "<=",
+            "",
+            f"memory server: {errors['memory']}; samples: "
+            + "; ".join(s for p in phases["redis"] for s in p.get("error_samples", [])[:2])[:300],
+        ),
+        Target(
+            "http",
+            "lone user, server time per turn, p50 (ms)",
+            percentile(lone_ms, 50),
+            MAX_LONE_SERVER_MS,
+            "<",
+            "ms",
+            f"{len(lone_ms)} turns: p90 {fmt(percentile(lone_ms, 90))}, p99 "
+            f"{fmt(percentile(lone_ms, 99))}, max {fmt(max(lone_ms) if lone_ms else float('nan'))}"
+            f" ms; memory server p50 {fmt(percentile(lone['memory']['server_ms'], 50))} ms; "
+            f"client-side p50 {fmt(lone['redis']['client']['latency_ms']['p50'])} ms",
+        ),
+    ]
+    section.seconds = time.perf_counter() - started
+    return section
+
+
+def _row(kind: str, phase: str, result: dict[str, Any]) -> list[str]:
+    return [
+        kind,
+        phase,
+        str(result["turns_ok"]),
+        fmt(result["turns_per_s"], 1),
+        fmt(result["latency_ms"]["p50"]),
+        fmt(result["latency_ms"]["p99"]),
+        str(result["errors"]),
+    ]

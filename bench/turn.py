@@ -1,0 +1,561 @@
+"""Target 1, turn overhead: the same turns on each checkpointer, interleaved turn by turn.
+
+Three levels; in each, every configuration gets its own `threads` conversations that grow
+from empty to `turns` turns. The turns are interleaved: turn t of thread i runs on every
+configuration in a row (in an order that rotates at each step), so a burst of load on this
+shared machine hits all of them alike. The time of each turn is summed per configuration
+and round; ratios are taken within a round, then the median over the rounds is reported.
+The first round is a warm-up and is discarded.
+
+* echo graph: one node echoing the last message, `MessagesState` (the earlier baseline);
+* agent graph: `agent.build_graph` with the offline model, simulated weather and the session
+  policy as the server builds it (`server.service.make_manager`), the store of each storage
+  (`RedisUserStore` for every Redis row, `InMemoryStore` for memory); on Redis, thread ids
+  are sessions started by `RedisSessionStore`, so every write of our saver is guarded by a
+  real session meta key and the thread gets its deadline;
+* SessionManager: a whole `/chat` turn (`SessionManager.chat`: turn lock, session lookup,
+  the graph, the conversation count) on `Storage` with Redis vs the same `Storage` on memory
+  (no REDIS_URL); the stock rows swap the Redis checkpointer only.
+
+Rows marked "(info)" are not part of any target: reference points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.redis.aio import AsyncRedisSaver
+from langgraph.checkpoint.redis.ashallow import AsyncShallowRedisSaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Durability
+
+from agent import build_graph
+from agent.facts import extract_facts
+from bench.common import (
+    TIMES,
+    Section,
+    Target,
+    bench_settings,
+    fmt,
+    message,
+    offline_parts,
+    rotated,
+)
+from bench.lite import median
+from server.service import make_manager
+from session_policy.checkpointer import RedisSessionSaver
+from session_policy.manager import SessionManager
+from session_policy.models import SessionLimits
+from session_policy.policy import SessionPolicy
+from session_policy.redis_store import RedisSessionStore
+from session_policy.storage import Storage
+from session_policy.user_memory import RedisUserStore
+
+Graph = CompiledStateGraph[Any, Any, Any, Any]
+# LangGraph reads a run's durability from this configurable key when the call doesn't
+# pass one (`langgraph._internal._constants.CONFIG_KEY_DURABILITY`): for the what-if rows
+CONFIG_KEY_DURABILITY = "__pregel_durability"
+TurnFn = Callable[[int], Awaitable[None]]
+
+MAX_OVERHEAD = 1.5  # ours / InMemorySaver
+MIN_SPEEDUP = 5.0  # AsyncRedisSaver / ours
+LEVELS = ("echo", "agent", "manager")
+
+
+@dataclass(frozen=True)
+class TurnSizes:
+    threads: int = 5
+    turns: int = 20
+    rounds: int = 5
+    warmup_rounds: int = 1
+
+
+@dataclass
+class Prepared:
+    """The threads of one configuration for one round: one callable per thread."""
+
+    threads: list[TurnFn]
+    finish: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Config:
+    """One row of the table."""
+
+    key: str
+    label: str
+    prepare: Callable[[int], Awaitable[Prepared]]
+    info: bool = False
+    per_round_ms: list[float] = field(default_factory=list)
+
+
+def echo_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> Graph:
+    def echo(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [AIMessage(state["messages"][-1].text)]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("echo", echo)
+    builder.add_edge(START, "echo")
+    builder.add_edge("echo", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _nothing() -> None:
+    return None
+
+
+class Bench:
+    """The Redis connections, stores and stock savers shared by the three levels."""
+
+    def __init__(self, url: str, sizes: TurnSizes) -> None:
+        self.url = url
+        self.sizes = sizes
+        self.settings = bench_settings(url)
+        self.limits = SessionLimits.from_settings(self.settings)
+        self.client = aioredis.Redis.from_url(url)
+        self.sessions = RedisSessionStore(
+            self.client,
+            self.limits,
+            retention_ms=self.settings.session_history_retention * 1000,
+            grace_ms=max(2 * self.settings.cleanup_interval, 60_000),
+        )
+        self.model, self.weather = offline_parts()
+        self.policy = SessionPolicy(
+            self.limits, extract_facts=extract_facts, facts_ttl_s=self.settings.user_memory_ttl
+        )
+        self.stack = contextlib.AsyncExitStack()
+        self._stock: AsyncRedisSaver | None = None
+        self._shallow: AsyncShallowRedisSaver | None = None
+
+    @property
+    def stock(self) -> AsyncRedisSaver:
+        assert self._stock is not None
+        return self._stock
+
+    @property
+    def shallow(self) -> AsyncShallowRedisSaver:
+        assert self._shallow is not None
+        return self._shallow
+
+    async def __aenter__(self) -> Bench:
+        # `async with` runs `asetup()` (their search indexes) and names the client.
+        self._stock = await self.stack.enter_async_context(AsyncRedisSaver(redis_url=self.url))
+        self._shallow = await self.stack.enter_async_context(
+            AsyncShallowRedisSaver(redis_url=self.url)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stack.aclose()
+        await self.client.aclose()
+
+    def ours(self) -> RedisSessionSaver:
+        """Our saver as `Storage` builds it (guarded; keeps the latest checkpoint)."""
+        return RedisSessionSaver(self.client, guarded=True)
+
+    def facts_store(self) -> RedisUserStore:
+        return RedisUserStore(self.client, default_ttl_minutes=self.settings.user_memory_ttl / 60)
+
+    def agent_graph(self, checkpointer: BaseCheckpointSaver[Any] | None, store: BaseStore) -> Graph:
+        return build_graph(
+            checkpointer, store=store, model=self.model, weather=self.weather, policy=self.policy
+        )
+
+    # ------------------------------------------------------------------ graph levels
+
+    def graph_config(
+        self,
+        key: str,
+        label: str,
+        graph: Graph,
+        saver: BaseCheckpointSaver[Any] | None,
+        *,
+        agent: bool,
+        guarded: bool = False,
+        durability: Durability | None = None,
+        info: bool = False,
+    ) -> Config:
+        async def prepare(round_: int) -> Prepared:
+            thread_ids: list[str] = []
+            threads: list[TurnFn] = []
+            for i in range(self.sizes.threads):
+                user = f"bench-{key}-{round_}-{i}"
+                if guarded:  # a real session: its meta key guards the thread's writes
+                    session = await self.sessions.get_or_start(user, _now_ms())
+                    thread_id, started = session.session_id, session.start_ms
+                else:
+                    started = _now_ms()
+                    thread_id = f"session:{user}:{started}"
+                conf: dict[str, Any] = {"thread_id": thread_id}
+                if agent:
+                    conf |= {"user_id": user, "session_started_at": started}
+                thread_ids.append(thread_id)
+                threads.append(self._turns(graph, {"configurable": conf}, agent, durability))
+
+            async def finish() -> None:  # keep Redis the same size every round
+                for thread_id in thread_ids:
+                    if guarded:
+                        await self.sessions.end(thread_id, "manual", _now_ms())
+                    elif saver is not None:
+                        await saver.adelete_thread(thread_id)
+
+            return Prepared(threads, finish)
+
+        return Config(key, label, prepare, info)
+
+    @staticmethod
+    def _turns(
+        graph: Graph, config: RunnableConfig, agent: bool, durability: Durability | None
+    ) -> TurnFn:
+        async def turn(n: int) -> None:
+            if agent:
+                human = HumanMessage(message(n), response_metadata={"timestamp": _now_ms()})
+            else:
+                human = HumanMessage(f"hello {n}")
+            await graph.ainvoke({"messages": [human]}, config, durability=durability)
+
+        return turn
+
+    def json_set_config(self) -> Config:
+        """Not a graph: one SET of the conversation as a JSON list per turn (a floor)."""
+
+        async def prepare(round_: int) -> Prepared:
+            keys = [f"bench:json:{round_}:{i}" for i in range(self.sizes.threads)]
+
+            def thread(key: str) -> TurnFn:
+                messages: list[BaseMessage] = []
+
+                async def turn(n: int) -> None:
+                    messages.extend([HumanMessage(f"hello {n}"), AIMessage(f"hello {n}")])
+                    await self.client.set(key, json.dumps([m.model_dump() for m in messages]))
+
+                return turn
+
+            async def finish() -> None:
+                await self.client.delete(*keys)
+
+            return Prepared([thread(key) for key in keys], finish)
+
+        return Config(
+            "json-set", "one SET of the JSON message list, no graph (info)", prepare, True
+        )
+
+    def echo_configs(self) -> list[Config]:
+        memory, ours = InMemorySaver(), self.ours()
+        exit_: Durability = "exit"
+        g = echo_graph
+        return [
+            self.graph_config(
+                "none", "no checkpointer (info)", g(None), None, agent=False, info=True
+            ),
+            self.graph_config("memory", "InMemorySaver", g(memory), memory, agent=False),
+            self.graph_config(
+                "ours", "RedisSessionSaver (ours)", g(ours), ours, agent=False, guarded=True
+            ),
+            self.graph_config("stock", "AsyncRedisSaver", g(self.stock), self.stock, agent=False),
+            self.graph_config(
+                "shallow", "AsyncShallowRedisSaver", g(self.shallow), self.shallow, agent=False
+            ),
+            self.graph_config(
+                "memory-exit",
+                'InMemorySaver, durability="exit" (info)',
+                g(memory),
+                memory,
+                agent=False,
+                durability=exit_,
+                info=True,
+            ),
+            self.graph_config(
+                "ours-exit",
+                'RedisSessionSaver, durability="exit" (info)',
+                g(ours),
+                ours,
+                agent=False,
+                guarded=True,
+                durability=exit_,
+                info=True,
+            ),
+            self.graph_config(
+                "stock-exit",
+                'AsyncRedisSaver, durability="exit" (info)',
+                g(self.stock),
+                self.stock,
+                agent=False,
+                durability=exit_,
+                info=True,
+            ),
+            self.graph_config(
+                "shallow-exit",
+                'AsyncShallowRedisSaver, durability="exit" (info)',
+                g(self.shallow),
+                self.shallow,
+                agent=False,
+                durability=exit_,
+                info=True,
+            ),
+            self.json_set_config(),
+        ]
+
+    def agent_configs(self) -> list[Config]:
+        memory, ours, facts = InMemorySaver(), self.ours(), self.facts_store()
+        exit_: Durability = "exit"
+        return [
+            self.graph_config(
+                "none",
+                "no checkpointer (info)",
+                self.agent_graph(None, InMemoryStore()),
+                None,
+                agent=True,
+                info=True,
+            ),
+            self.graph_config(
+                "memory",
+                "InMemorySaver + InMemoryStore",
+                self.agent_graph(memory, InMemoryStore()),
+                memory,
+                agent=True,
+            ),
+            self.graph_config(
+                "ours",
+                "RedisSessionSaver (ours) + RedisUserStore",
+                self.agent_graph(ours, facts),
+                ours,
+                agent=True,
+                guarded=True,
+            ),
+            self.graph_config(
+                "stock",
+                "AsyncRedisSaver + RedisUserStore",
+                self.agent_graph(self.stock, facts),
+                self.stock,
+                agent=True,
+            ),
+            self.graph_config(
+                "shallow",
+                "AsyncShallowRedisSaver + RedisUserStore",
+                self.agent_graph(self.shallow, facts),
+                self.shallow,
+                agent=True,
+            ),
+            self.graph_config(
+                "memory-exit",
+                'InMemorySaver, durability="exit" (info)',
+                self.agent_graph(memory, InMemoryStore()),
+                memory,
+                agent=True,
+                durability=exit_,
+                info=True,
+            ),
+            self.graph_config(
+                "ours-exit",
+                'RedisSessionSaver, durability="exit" (info)',
+                self.agent_graph(ours, facts),
+                ours,
+                agent=True,
+                guarded=True,
+                durability=exit_,
+                info=True,
+            ),
+        ]
+
+    # ------------------------------------------------------------------ manager level
+
+    async def manager_configs(self) -> list[Config]:
+        plans: list[tuple[str, str, str | None, BaseCheckpointSaver[Any] | None]] = [
+            ("memory", "Storage on memory (InMemorySaver)", None, None),
+            ("ours", "Storage on Redis (RedisSessionSaver, ours)", self.url, None),
+            ("stock", "Storage on Redis, AsyncRedisSaver swapped in", self.url, self.stock),
+            (
+                "shallow",
+                "Storage on Redis, AsyncShallowRedisSaver swapped in",
+                self.url,
+                self.shallow,
+            ),
+        ]
+        configs = []
+        managers: dict[str, SessionManager] = {}
+        for key, label, url, saver in plans:
+            storage = Storage(bench_settings(url), url)
+            if saver is not None:
+                assert storage.redis is not None
+                storage.redis.checkpointer = saver
+            await storage.start()
+            self.stack.push_async_callback(storage.close)
+            manager = make_manager(self.settings, storage, model=self.model, weather=self.weather)
+            managers[key] = manager
+            configs.append(self.manager_config(key, label, manager, saver))
+        # what if the manager ran its graphs with durability="exit" (LangGraph reads it
+        # from the run's config too: `__pregel_durability`)
+        exit_config: RunnableConfig = {"configurable": {CONFIG_KEY_DURABILITY: "exit"}}
+        for key, label in (
+            ("memory", 'Storage on memory, durability="exit" (info)'),
+            ("ours", 'Storage on Redis (ours), durability="exit" (info)'),
+        ):
+            configs.append(
+                self.manager_config(f"{key}-exit", label, managers[key], None, exit_config)
+            )
+        return configs
+
+    def manager_config(
+        self,
+        key: str,
+        label: str,
+        manager: SessionManager,
+        stock: BaseCheckpointSaver[Any] | None,
+        run_config: RunnableConfig | None = None,
+    ) -> Config:
+        async def prepare(round_: int) -> Prepared:
+            users = [f"bench-m-{key}-{round_}-{i}" for i in range(self.sizes.threads)]
+            session_ids: set[str] = set()
+
+            def thread(user: str) -> TurnFn:
+                async def turn(n: int) -> None:
+                    result = await manager.chat(user, message(n), config=run_config)
+                    session_ids.add(result.session_id)
+
+                return turn
+
+            async def finish() -> None:
+                for user in users:
+                    await manager.end_user_sessions(user)
+                if stock is not None:  # the session index deletes our thread key only
+                    for session_id in session_ids:
+                        await stock.adelete_thread(session_id)
+
+            return Prepared([thread(user) for user in users], finish)
+
+        return Config(key, label, prepare, info=run_config is not None)
+
+
+async def _run_level(configs: list[Config], sizes: TurnSizes) -> None:
+    turns = sizes.threads * sizes.turns
+    step = 0
+    for round_ in range(sizes.warmup_rounds + sizes.rounds):
+        prepared = {c.key: await c.prepare(round_) for c in configs}
+        spent = dict.fromkeys(prepared, 0.0)
+        gc.collect()
+        for n in range(sizes.turns):
+            for i in range(sizes.threads):
+                step += 1
+                for config in rotated(configs, step):
+                    started = time.perf_counter()
+                    await prepared[config.key].threads[i](n)
+                    spent[config.key] += time.perf_counter() - started
+        for config in configs:
+            await prepared[config.key].finish()
+            if round_ >= sizes.warmup_rounds:
+                config.per_round_ms.append(spent[config.key] / turns * 1000)
+
+
+def _ratios(a: Config, b: Config) -> list[float]:
+    return [x / y for x, y in zip(a.per_round_ms, b.per_round_ms, strict=True)]
+
+
+async def run(url: str, sizes: TurnSizes, levels: list[str] | None = None) -> Section:
+    started = time.perf_counter()
+    section = Section(
+        "turn",
+        "1. Turn overhead (ms per turn: median of rounds; ratios taken within each round)",
+        ["level", "configuration", "ms/turn", "min", "max", f"{TIMES} memory", f"{TIMES} ours"],
+    )
+    section.notes.append(
+        f"{sizes.threads} threads {TIMES} {sizes.turns} turns per configuration and round, "
+        f"{sizes.rounds} rounds (+{sizes.warmup_rounds} warm-up), configurations interleaved "
+        "turn by turn"
+    )
+    async with Bench(url, sizes) as bench:
+
+        async def echo() -> list[Config]:
+            return bench.echo_configs()
+
+        async def agent() -> list[Config]:
+            return bench.agent_configs()
+
+        makers: dict[str, tuple[str, Callable[[], Awaitable[list[Config]]]]] = {
+            "echo": ("echo graph", echo),
+            "agent": ("agent graph", agent),
+            "manager": ("SessionManager turn", bench.manager_configs),
+        }
+        for level in levels or LEVELS:
+            title, make = makers[level]
+            configs = await make()
+            await _run_level(configs, sizes)
+            _report_level(section, level, title, configs)
+    section.seconds = time.perf_counter() - started
+    return section
+
+
+def _report_level(section: Section, level: str, title: str, configs: list[Config]) -> None:
+    by_key = {c.key: c for c in configs}
+    memory, ours, stock = by_key["memory"], by_key["ours"], by_key["stock"]
+    figures: dict[str, Any] = {}
+    for config in configs:
+        vs_memory = median(_ratios(config, memory))
+        vs_ours = median(_ratios(config, ours))
+        figures[config.key] = {
+            "label": config.label,
+            "info": config.info,
+            "ms_per_turn": config.per_round_ms,
+            "median_ms": median(config.per_round_ms),
+            "ratio_to_memory": vs_memory,
+            "ratio_to_ours": vs_ours,
+        }
+        section.rows.append(
+            [
+                title,
+                config.label,
+                fmt(median(config.per_round_ms)),
+                fmt(min(config.per_round_ms)),
+                fmt(max(config.per_round_ms)),
+                fmt(vs_memory) + TIMES,
+                fmt(vs_ours) + TIMES,
+            ]
+        )
+    section.figures[level] = figures
+    overhead = median(_ratios(ours, memory))
+    speedup = median(_ratios(stock, ours))
+    ceiling = median(_ratios(stock, memory))
+    section.targets.append(
+        Target(
+            "turn",
+            f"{title}: ours ÷ InMemorySaver",
+            overhead,
+            MAX_OVERHEAD,
+            "<=",
+            TIMES,
+            f"{fmt(median(ours.per_round_ms))} vs {fmt(median(memory.per_round_ms))} ms/turn",
+        )
+    )
+    section.targets.append(
+        Target(
+            "turn",
+            f"{title}: AsyncRedisSaver ÷ ours",
+            speedup,
+            MIN_SPEEDUP,
+            ">=",
+            TIMES,
+            f"{fmt(median(stock.per_round_ms))} vs {fmt(median(ours.per_round_ms))} ms/turn; "
+            f"AsyncShallowRedisSaver ÷ ours "
+            f"{fmt(median(_ratios(by_key['shallow'], ours)))}{TIMES}; AsyncRedisSaver "
+            f"÷ InMemorySaver {fmt(ceiling)}{TIMES} (what a zero-cost saver "
+            "would reach)",
+        )
+    )
