@@ -60,11 +60,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group.add_argument("--http-rounds", type=int, help="phases per server (3)")
     group.add_argument("--http-lone-turns", type=int, help="turns of the lone user (30)")
     group.add_argument("--http-workers", type=int, help="server workers (as many as cores)")
-    group.add_argument(
-        "--http-real-cli",
-        action="store_true",
-        help="start `python -m server.cli serve` (default: bench.serve, see its docstring)",
-    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
@@ -109,7 +104,6 @@ def sizes(args: argparse.Namespace) -> dict[str, Any]:
             lone_turns=_pick(args.http_lone_turns, 30, 3, q),
             warmup_turns=0 if q else 5,
             workers=args.http_workers or (1 if q else os.cpu_count() or 2),
-            real_cli=bool(args.http_real_cli),
         ),
     }
 

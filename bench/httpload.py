@@ -9,8 +9,9 @@ conversation, bounded in turns and time, on 127.0.0.1. The servers take turns un
 alternating which goes first, and the throughput ratio is taken within each round.
 
 Server time of a lone user's turn: one user, one message at a time, on each server; the
-time is the latency each turn logs (`turn` records, `latency_ms`), which is what the
-`weather_agent_turn_latency_seconds` histogram observes, read from the log of every worker.
+time is what each response's `Server-Timing` header reports (`server.timing`: from the
+request reaching the app to its response starting, so routing, validation, the session
+and the agent turn, the JSON answer), next to the round trip the client measured.
 """
 
 from __future__ import annotations
@@ -55,17 +56,13 @@ class HttpSizes:
     lone_turns: int = 30
     warmup_turns: int = 5
     workers: int = os.cpu_count() or 2
-    real_cli: bool = False  # start `python -m server.cli serve` instead of `bench.serve`
 
 
 class Server:
     """`python -m server.cli serve` in its own process group, logs to a file."""
 
-    def __init__(
-        self, kind: str, redis_url: str, workers: int, log: Path, *, real_cli: bool = False
-    ) -> None:
+    def __init__(self, kind: str, redis_url: str, workers: int, log: Path) -> None:
         self.kind = kind
-        self.real_cli = real_cli
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -84,12 +81,11 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        # `server.cli serve` itself, or the same uvicorn.run with a longer worker health check
-        launcher = ["server.cli", "serve"] if self.real_cli else ["bench.serve"]
         command = [
             sys.executable,
             "-m",
-            *launcher,
+            "server.cli",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
@@ -144,33 +140,13 @@ class Server:
                 self.process.wait()
         self.process = None
 
-    def turn_latencies(self, user_prefix: str) -> list[float]:
-        """`latency_ms` of the `turn` records that the workers logged for these users."""
-        found = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("message") == "turn" and str(record.get("user_id", "")).startswith(
-                user_prefix
-            ):
-                found.append(float(record["latency_ms"]))
-        return found
-
 
 def start_servers(redis_url: str, sizes: HttpSizes, log_dir: Path) -> dict[str, Server]:
     """Both servers, starting (not waited for): the Redis one and the memory one."""
     closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     started = {
-        "redis": Server(
-            "redis", redis_url, sizes.workers, log_dir / "http-redis.log", real_cli=sizes.real_cli
-        ),
-        "memory": Server(
-            "memory", closed, sizes.workers, log_dir / "http-memory.log", real_cli=sizes.real_cli
-        ),
+        "redis": Server("redis", redis_url, sizes.workers, log_dir / "http-redis.log"),
+        "memory": Server("memory", closed, sizes.workers, log_dir / "http-memory.log"),
     }
     try:
         for server in started.values():  # start both, then wait: imports overlap
@@ -239,12 +215,7 @@ def run(
         f"{sizes.users} closed-loop users {TIMES} up to {sizes.turns} messages per phase "
         f"(cap {fmt(sizes.duration_s, 0)} s), {sizes.rounds} phases per server, alternating; "
         f"load generator: python -m bench.loadgen (own process); server logs in {log_dir}; "
-        + (
-            "servers: python -m server.cli serve"
-            if sizes.real_cli
-            else "servers: python -m bench.serve (server.cli serve's uvicorn.run, worker "
-            "health-check timeout 60 s instead of 5 s)"
-        )
+        f"servers: weather-agent serve --workers {sizes.workers}"
     )
     phases: dict[str, list[dict[str, Any]]] = {"redis": [], "memory": []}
     lone: dict[str, dict[str, Any]] = {}
@@ -257,11 +228,12 @@ def run(
                 result = load(
                     running[kind], sizes.users, sizes.turns, sizes.duration_s, f"r{round_}-{kind}"
                 )
+                result.pop("server_ms_all")  # the summary is enough under load
                 phases[kind].append(result)
         for kind in kinds:
             prefix = f"lone-{kind}"
             client = load(running[kind], 1, sizes.lone_turns, sizes.duration_s, prefix)
-            lone[kind] = {"client": client, "server_ms": running[kind].turn_latencies(prefix)}
+            lone[kind] = {"client": client, "server_ms": client.pop("server_ms_all")}
 
     for kind in ("memory", "redis"):
         for i, result in enumerate(phases[kind]):

@@ -3,7 +3,8 @@
 Closed loop: each simulated user sends the scripted conversation one message at a time,
 the next as soon as the previous answer arrived, until it sent `--turns` messages or
 `--duration` seconds passed. Talks to 127.0.0.1 only. Prints one JSON object (or writes it
-to `--out`): successful turns, errors, turns per second, latency percentiles.
+to `--out`): successful turns, errors, turns per second, latency percentiles as the client
+saw them and as the server reported them (its `Server-Timing` header).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench.lite import SCRIPT, percentile
+from server.timing import parse as parse_server_timing
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -31,6 +33,7 @@ async def _user(
     turns: int,
     deadline: float,
     latencies: list[float],
+    server_ms: list[float],
     statuses: Counter[str],
     errors: list[str],
 ) -> None:
@@ -48,6 +51,9 @@ async def _user(
                     errors.append(f"{user_id} turn {turn}: {response.status_code} {response.text}")
                 continue
             latencies.append(elapsed)
+            reported = parse_server_timing(response.headers.get("server-timing"))
+            if reported is not None:
+                server_ms.append(reported)
         except (httpx.HTTPError, ValueError) as error:
             statuses[type(error).__name__] += 1
             if len(errors) < 10:
@@ -59,6 +65,7 @@ async def run(url: str, users: int, turns: int, duration: float, prefix: str) ->
     if host not in LOCAL_HOSTS:
         raise SystemExit(f"refusing to load {url}: 127.0.0.1 only")
     latencies: list[float] = []
+    server_ms: list[float] = []
     statuses: Counter[str] = Counter()
     errors: list[str] = []
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
@@ -67,7 +74,9 @@ async def run(url: str, users: int, turns: int, duration: float, prefix: str) ->
         deadline = time.monotonic() + duration
         await asyncio.gather(
             *(
-                _user(client, f"{prefix}-{i}", turns, deadline, latencies, statuses, errors)
+                _user(
+                    client, f"{prefix}-{i}", turns, deadline, latencies, server_ms, statuses, errors
+                )
                 for i in range(users)
             )
         )
@@ -84,13 +93,19 @@ async def run(url: str, users: int, turns: int, duration: float, prefix: str) ->
         "statuses": dict(statuses),
         "error_samples": errors,
         "turns_per_s": len(latencies) / elapsed if elapsed > 0 else 0.0,
-        "latency_ms": {
-            "p50": percentile(ms, 50),
-            "p90": percentile(ms, 90),
-            "p99": percentile(ms, 99),
-            "max": max(ms) if ms else float("nan"),
-            "mean": sum(ms) / len(ms) if ms else float("nan"),
-        },
+        "latency_ms": _summary(ms),
+        "server_ms": _summary(server_ms),
+        "server_ms_all": server_ms,
+    }
+
+
+def _summary(ms: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(ms, 50),
+        "p90": percentile(ms, 90),
+        "p99": percentile(ms, 99),
+        "max": max(ms) if ms else float("nan"),
+        "mean": sum(ms) / len(ms) if ms else float("nan"),
     }
 
 

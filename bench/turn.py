@@ -15,9 +15,15 @@ The first round is a warm-up and is discarded.
   real session meta key and the thread gets its deadline;
 * SessionManager: a whole `/chat` turn (`SessionManager.chat`: turn lock, session lookup,
   the graph, the conversation count) on `Storage` with Redis vs the same `Storage` on memory
-  (no REDIS_URL); the stock rows swap the Redis checkpointer only.
+  (no REDIS_URL); the other rows swap the Redis checkpointer only. Every row runs the graph
+  as the manager does (durability "exit").
 
-Rows marked "(info)" are not part of any target: reference points.
+On the graph levels, "ours" runs as the server runs it (durability "exit", the saver
+holding the latest checkpoint of session threads); InMemorySaver and the stock savers run
+with LangGraph's defaults, as a developer would pick them up, and again with durability
+"exit" as reference rows. The `bench.reference_saver` rows measure the best any saver could
+do: LangGraph's own checkpointing cost, without and with one Redis round trip per read and
+write. Rows marked "(info)" are not part of any target.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from bench.common import (
     rotated,
 )
 from bench.lite import median
+from bench.reference_saver import ReferenceSaver
 from server.service import make_manager
 from session_policy.checkpointer import RedisSessionSaver
 from session_policy.manager import SessionManager
@@ -66,9 +73,6 @@ from session_policy.storage import Storage
 from session_policy.user_memory import RedisUserStore
 
 Graph = CompiledStateGraph[Any, Any, Any, Any]
-# LangGraph reads a run's durability from this configurable key when the call doesn't
-# pass one (`langgraph._internal._constants.CONFIG_KEY_DURABILITY`): for the what-if rows
-CONFIG_KEY_DURABILITY = "__pregel_durability"
 TurnFn = Callable[[int], Awaitable[None]]
 
 MAX_OVERHEAD = 1.5  # ours / InMemorySaver
@@ -258,123 +262,111 @@ class Bench:
             "json-set", "one SET of the JSON message list, no graph (info)", prepare, True
         )
 
-    def echo_configs(self) -> list[Config]:
+    def _saver_rows(
+        self,
+        graph_of: Callable[[BaseCheckpointSaver[Any] | None, bool], Graph],
+        *,
+        agent: bool,
+    ) -> list[Config]:
+        """The rows of a graph level; `graph_of(saver, facts on Redis)` builds the graph."""
         memory, ours = InMemorySaver(), self.ours()
+        reference, reference_rt = ReferenceSaver(), ReferenceSaver(self.client)
         exit_: Durability = "exit"
-        g = echo_graph
+
+        def row(
+            key: str,
+            label: str,
+            saver: BaseCheckpointSaver[Any] | None,
+            *,
+            redis_facts: bool,
+            durability: Durability | None = None,
+            guarded: bool = False,
+            info: bool = True,
+        ) -> Config:
+            graph = graph_of(saver, redis_facts)
+            return self.graph_config(
+                key,
+                label,
+                graph,
+                saver,
+                agent=agent,
+                guarded=guarded,
+                durability=durability,
+                info=info,
+            )
+
         return [
-            self.graph_config(
-                "none", "no checkpointer (info)", g(None), None, agent=False, info=True
-            ),
-            self.graph_config("memory", "InMemorySaver", g(memory), memory, agent=False),
-            self.graph_config(
-                "ours", "RedisSessionSaver (ours)", g(ours), ours, agent=False, guarded=True
-            ),
-            self.graph_config("stock", "AsyncRedisSaver", g(self.stock), self.stock, agent=False),
-            self.graph_config(
-                "shallow", "AsyncShallowRedisSaver", g(self.shallow), self.shallow, agent=False
-            ),
-            self.graph_config(
+            row("none", "no checkpointer (info)", None, redis_facts=False),
+            row("memory", "InMemorySaver", memory, redis_facts=False, info=False),
+            row(
                 "memory-exit",
                 'InMemorySaver, durability="exit" (info)',
-                g(memory),
                 memory,
-                agent=False,
+                redis_facts=False,
                 durability=exit_,
-                info=True,
             ),
-            self.graph_config(
-                "ours-exit",
-                'RedisSessionSaver, durability="exit" (info)',
-                g(ours),
+            row(
+                "ours",
+                'RedisSessionSaver (ours), as the server runs it: durability="exit", '
+                "latest checkpoint held in memory",
                 ours,
-                agent=False,
-                guarded=True,
+                redis_facts=True,
                 durability=exit_,
-                info=True,
+                guarded=True,
+                info=False,
             ),
-            self.graph_config(
+            row(
+                "ours-default",
+                "RedisSessionSaver, LangGraph's default durability (info)",
+                ours,
+                redis_facts=True,
+                guarded=True,
+            ),
+            row("stock", "AsyncRedisSaver", self.stock, redis_facts=True, info=False),
+            row(
                 "stock-exit",
                 'AsyncRedisSaver, durability="exit" (info)',
-                g(self.stock),
                 self.stock,
-                agent=False,
+                redis_facts=True,
                 durability=exit_,
-                info=True,
             ),
-            self.graph_config(
+            row("shallow", "AsyncShallowRedisSaver (info)", self.shallow, redis_facts=True),
+            row(
                 "shallow-exit",
                 'AsyncShallowRedisSaver, durability="exit" (info)',
-                g(self.shallow),
                 self.shallow,
-                agent=False,
+                redis_facts=True,
                 durability=exit_,
-                info=True,
             ),
+            row(
+                "reference",
+                "reference: keeps references, no I/O (info, see bench.reference_saver)",
+                reference,
+                redis_facts=False,
+                durability=exit_,
+            ),
+            row(
+                "reference-rt",
+                "reference + 1 Redis round trip per read and write (info)",
+                reference_rt,
+                redis_facts=True,
+                durability=exit_,
+            ),
+        ]
+
+    def echo_configs(self) -> list[Config]:
+        return [
+            *self._saver_rows(lambda saver, _: echo_graph(saver), agent=False),
             self.json_set_config(),
         ]
 
     def agent_configs(self) -> list[Config]:
-        memory, ours, facts = InMemorySaver(), self.ours(), self.facts_store()
-        exit_: Durability = "exit"
-        return [
-            self.graph_config(
-                "none",
-                "no checkpointer (info)",
-                self.agent_graph(None, InMemoryStore()),
-                None,
-                agent=True,
-                info=True,
-            ),
-            self.graph_config(
-                "memory",
-                "InMemorySaver + InMemoryStore",
-                self.agent_graph(memory, InMemoryStore()),
-                memory,
-                agent=True,
-            ),
-            self.graph_config(
-                "ours",
-                "RedisSessionSaver (ours) + RedisUserStore",
-                self.agent_graph(ours, facts),
-                ours,
-                agent=True,
-                guarded=True,
-            ),
-            self.graph_config(
-                "stock",
-                "AsyncRedisSaver + RedisUserStore",
-                self.agent_graph(self.stock, facts),
-                self.stock,
-                agent=True,
-            ),
-            self.graph_config(
-                "shallow",
-                "AsyncShallowRedisSaver + RedisUserStore",
-                self.agent_graph(self.shallow, facts),
-                self.shallow,
-                agent=True,
-            ),
-            self.graph_config(
-                "memory-exit",
-                'InMemorySaver, durability="exit" (info)',
-                self.agent_graph(memory, InMemoryStore()),
-                memory,
-                agent=True,
-                durability=exit_,
-                info=True,
-            ),
-            self.graph_config(
-                "ours-exit",
-                'RedisSessionSaver, durability="exit" (info)',
-                self.agent_graph(ours, facts),
-                ours,
-                agent=True,
-                guarded=True,
-                durability=exit_,
-                info=True,
-            ),
-        ]
+        facts = self.facts_store()
+
+        def graph_of(saver: BaseCheckpointSaver[Any] | None, redis_facts: bool) -> Graph:
+            return self.agent_graph(saver, facts if redis_facts else InMemoryStore())
+
+        return self._saver_rows(graph_of, agent=True)
 
     # ------------------------------------------------------------------ manager level
 
@@ -385,13 +377,18 @@ class Bench:
             ("stock", "Storage on Redis, AsyncRedisSaver swapped in", self.url, self.stock),
             (
                 "shallow",
-                "Storage on Redis, AsyncShallowRedisSaver swapped in",
+                "Storage on Redis, AsyncShallowRedisSaver swapped in (info)",
                 self.url,
                 self.shallow,
             ),
+            (
+                "reference",
+                "Storage on Redis, reference saver swapped in (info: no I/O)",
+                self.url,
+                ReferenceSaver(),
+            ),
         ]
         configs = []
-        managers: dict[str, SessionManager] = {}
         for key, label, url, saver in plans:
             storage = Storage(bench_settings(url), url)
             if saver is not None:
@@ -400,18 +397,9 @@ class Bench:
             await storage.start()
             self.stack.push_async_callback(storage.close)
             manager = make_manager(self.settings, storage, model=self.model, weather=self.weather)
-            managers[key] = manager
-            configs.append(self.manager_config(key, label, manager, saver))
-        # what if the manager ran its graphs with durability="exit" (LangGraph reads it
-        # from the run's config too: `__pregel_durability`)
-        exit_config: RunnableConfig = {"configurable": {CONFIG_KEY_DURABILITY: "exit"}}
-        for key, label in (
-            ("memory", 'Storage on memory, durability="exit" (info)'),
-            ("ours", 'Storage on Redis (ours), durability="exit" (info)'),
-        ):
-            configs.append(
-                self.manager_config(f"{key}-exit", label, managers[key], None, exit_config)
-            )
+            config = self.manager_config(key, label, manager, saver)
+            config.info = key in ("shallow", "reference")
+            configs.append(config)
         return configs
 
     def manager_config(
@@ -420,7 +408,6 @@ class Bench:
         label: str,
         manager: SessionManager,
         stock: BaseCheckpointSaver[Any] | None,
-        run_config: RunnableConfig | None = None,
     ) -> Config:
         async def prepare(round_: int) -> Prepared:
             users = [f"bench-m-{key}-{round_}-{i}" for i in range(self.sizes.threads)]
@@ -428,7 +415,7 @@ class Bench:
 
             def thread(user: str) -> TurnFn:
                 async def turn(n: int) -> None:
-                    result = await manager.chat(user, message(n), config=run_config)
+                    result = await manager.chat(user, message(n))
                     session_ids.add(result.session_id)
 
                 return turn
@@ -442,7 +429,7 @@ class Bench:
 
             return Prepared([thread(user) for user in users], finish)
 
-        return Config(key, label, prepare, info=run_config is not None)
+        return Config(key, label, prepare)
 
 
 async def _run_level(configs: list[Config], sizes: TurnSizes) -> None:
@@ -530,32 +517,52 @@ def _report_level(section: Section, level: str, title: str, configs: list[Config
             ]
         )
     section.figures[level] = figures
-    overhead = median(_ratios(ours, memory))
-    speedup = median(_ratios(stock, ours))
-    ceiling = median(_ratios(stock, memory))
+
+    def ratio(a: str, b: str) -> float:
+        return median(_ratios(by_key[a], by_key[b]))
+
+    same_durability = "memory-exit" in by_key
+    overhead_detail = (
+        f"{fmt(median(ours.per_round_ms))} vs {fmt(median(memory.per_round_ms))} ms/turn"
+    )
+    if same_durability:
+        same = fmt(ratio("ours", "memory-exit"))
+        overhead_detail += f'; ours ÷ InMemorySaver with durability="exit": {same}{TIMES}'
     section.targets.append(
         Target(
             "turn",
             f"{title}: ours ÷ InMemorySaver",
-            overhead,
+            ratio("ours", "memory"),
             MAX_OVERHEAD,
             "<=",
             TIMES,
-            f"{fmt(median(ours.per_round_ms))} vs {fmt(median(memory.per_round_ms))} ms/turn",
+            overhead_detail,
         )
     )
+    speedup_detail = (
+        f"{fmt(median(stock.per_round_ms))} vs {fmt(median(ours.per_round_ms))} ms/turn"
+    )
+    if same_durability:
+        same = fmt(ratio("stock-exit", "ours"))
+        ceiling, floor = fmt(ratio("stock", "reference")), fmt(ratio("stock", "reference-rt"))
+        speedup_detail += (
+            f'; AsyncRedisSaver with durability="exit" ÷ ours {same}{TIMES}'
+            f"; ceiling, AsyncRedisSaver ÷ reference saver: {ceiling}{TIMES} (no I/O), "
+            f"{floor}{TIMES} (1 round trip per read and write)"
+        )
+    else:
+        speedup_detail += (
+            f"; ceiling, AsyncRedisSaver ÷ reference saver (no I/O): "
+            f"{fmt(ratio('stock', 'reference'))}{TIMES}"
+        )
     section.targets.append(
         Target(
             "turn",
             f"{title}: AsyncRedisSaver ÷ ours",
-            speedup,
+            ratio("stock", "ours"),
             MIN_SPEEDUP,
             ">=",
             TIMES,
-            f"{fmt(median(stock.per_round_ms))} vs {fmt(median(ours.per_round_ms))} ms/turn; "
-            f"AsyncShallowRedisSaver ÷ ours "
-            f"{fmt(median(_ratios(by_key['shallow'], ours)))}{TIMES}; AsyncRedisSaver "
-            f"÷ InMemorySaver {fmt(ceiling)}{TIMES} (what a zero-cost saver "
-            "would reach)",
+            speedup_detail,
         )
     )

@@ -19,6 +19,7 @@ from server.limits import BodySizeLimit
 from server.logs import setup_logging
 from server.routes import chat, sessions, system
 from server.service import VERSION, Service, start_service
+from server.timing import ServerTiming
 from session_policy.manager import SessionManager
 
 DESCRIPTION = """
@@ -67,8 +68,10 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.auth_mode == "token" and settings.auth_secret is not None:
-        # Added last, so it runs first: no body is read for a caller without a valid token.
+        # Added after the body limit, so it runs before: no body is read for a caller
+        # without a valid token.
         app.add_middleware(TokenAuth, secret=settings.auth_secret.get_secret_value())
+    app.add_middleware(ServerTiming)  # outermost: its time includes the checks above
     add_routes(
         app,
         SessionAgent(manager, admit),

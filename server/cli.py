@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import uvicorn
 from httpx_sse import aconnect_sse
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from server import serving
 from server.auth import mint
 from server.config import ConfigError, Settings, load_settings
 from server.logs import setup_logging
@@ -70,18 +70,7 @@ def serve(
         console.print(f"Embedded Redis 8 at {embedded.url} (set REDIS_URL to use your own)")
     console.print(f"Playground: http://{host}:{port}/agent/playground/   API docs: /docs")
     try:
-        uvicorn.run(
-            "server.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            reload=reload,
-            log_config=None,  # keep our structured handler for uvicorn's loggers too
-            # A worker imports the whole agent stack before it answers uvicorn's health
-            # check; on a small, busy machine that takes longer than the default 5 s.
-            timeout_worker_healthcheck=60,
-        )
+        serving.run(serving.make_config(host=host, port=port, workers=workers, reload=reload))
     finally:
         if embedded is not None:
             embedded.close()

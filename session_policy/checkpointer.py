@@ -14,6 +14,9 @@ turns). Here a thread is one hash, `keys.thread(thread_id)`:
   only the items appended since the version it extends, so memory grows linearly;
 * reading a checkpoint (latest or by id) is ONE Lua script that follows the delta chains
   server side and returns every piece; the client joins them into one msgpack document.
+  For session threads the saver also keeps the latest checkpoint it stored or read in
+  memory (`checkpoint_cache`): the script then only confirms it is still the stored one,
+  and a turn does not deserialize its whole conversation again.
 
 Layout of the hash. Field names use NUL as separator (namespaces and channel names may hold
 `:` and `|`, never NUL); `<ns>` is "" for the root graph; ids (`<cid>`, parent and task ids)
@@ -122,7 +125,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Self, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -142,6 +145,12 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from session_policy import keys
+from session_policy.checkpoint_cache import (
+    DEFAULT_HOT_THREADS,
+    HotCheckpoint,
+    HotCheckpoints,
+    copy_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -546,9 +555,11 @@ return applied(deadline)
 )
 
 # get: ARGV[1] checkpoint field prefix, [2] version field prefix, [3] latest-pointer field,
-# [4] checkpoint id or "" for the latest. Returns {id, record, chains, refs}: a chain is the
-# channel then its pieces, newest first, each after its length (4 bytes, big-endian); a ref
-# is {version key, channel, piece} for each pending write stored as a reference.
+# [4] checkpoint id or "" for the latest, [5] id of the checkpoint the saver holds in memory
+# or "", [6] the size of its record then. Returns {id} when that is the one asked for and
+# its record is unchanged, else {id, record, chains, refs}: a chain is the channel then its
+# pieces, newest first, each after its length (4 bytes, big-endian); a ref is {version key,
+# channel, piece} for each pending write stored as a reference.
 _GET_LUA = (
     _LUA_COMMON
     + r"""
@@ -559,6 +570,7 @@ if cid == '' then
 end
 local rec = redis.call('HGET', KEYS[1], ARGV[1] .. cid)
 if not rec then return false end
+if cid == ARGV[5] and #rec == tonumber(ARGV[6]) then return {cid} end
 local head, p = rd(rec, 1)
 if head == '' then return false end
 
@@ -1113,6 +1125,10 @@ class _PutPlan:
     pieces: list[_Piece]
     cleared: list[str]  # channels written without a value: forget their list state
     next_config: RunnableConfig
+    checkpoint: Checkpoint | None  # a copy taken before the put, for `_hot`
+    metadata: CheckpointMetadata  # as stored
+    parent_config: RunnableConfig | None
+    record_size: int  # of the checkpoint's record, before any pending write
 
 
 class _ThreadData:
@@ -1180,6 +1196,11 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             the latest for guarded threads (a session's thread is only ever read at its
             latest checkpoint: memory then follows the messages, not the super-steps),
             every checkpoint for unguarded ones (`langgraph dev`, time travel).
+        hot: keep the latest checkpoint of recently used threads (LRU, up to
+            `hot_threads`) in memory, so that reading it again costs a check in Redis
+            instead of a rebuild (see `checkpoint_cache`). None (default): for guarded
+            threads only (a session's objects are shared with nobody but its runs).
+        hot_threads: how many threads `hot` keeps.
     """
 
     def __init__(
@@ -1192,6 +1213,8 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         delta_cache_threads: int = DEFAULT_DELTA_CACHE_THREADS,
         keep_history: bool | None = None,
+        hot: bool | None = None,
+        hot_threads: int = DEFAULT_HOT_THREADS,
     ) -> None:
         super().__init__(serde=serde)
         if redis is None and sync_redis is None:
@@ -1211,6 +1234,8 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         self.ttl_seconds = ttl_seconds
         self._ttl_ms = "0" if ttl_seconds is None else str(max(1, round(ttl_seconds * 1000)))
         self._cache = _DeltaCache(delta_cache_threads)
+        self.hot = hot
+        self._hot = HotCheckpoints(hot_threads)
         self._owns_clients = False
         marker = "\x00"
         prefix, _, suffix = keys.thread(marker).partition(marker)
@@ -1235,7 +1260,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
                 self._ascripts[name] = redis.register_script(source)
 
     @classmethod
-    def from_url(cls, url: str, **kw: Any) -> RedisSessionSaver:
+    def from_url(cls, url: str, **kw: Any) -> Self:
         """A saver with its own sync and async clients for `url` (closed by `aclose`)."""
         saver = cls(aioredis.Redis.from_url(url), sync_redis=redis.Redis.from_url(url), **kw)
         saver._owns_clients = True
@@ -1283,6 +1308,12 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
 
     def _is_guarded(self, thread_id: str) -> bool:
         return self.guarded(thread_id) if callable(self.guarded) else bool(self.guarded)
+
+    def _keeps_hot(self, thread_id: str) -> bool:
+        """Whether the thread's latest checkpoint is kept in memory (see `hot`)."""
+        if self.hot is not None:
+            return self.hot
+        return self._is_guarded(thread_id)
 
     def _prunes(self, thread_id: str) -> bool:
         """Whether the thread keeps its latest checkpoint only (see `keep_history`).
@@ -1410,11 +1441,12 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             _frame(ch.encode()) + _frame(_verkey(v).encode())
             for ch, v in checkpoint["channel_versions"].items()
         )
+        stored_metadata = get_checkpoint_metadata(config, metadata)
         head = _make_head(
             versions,
             parent,
             self.serde.dumps_typed(body),
-            self.serde.dumps_typed(get_checkpoint_metadata(config, metadata)),
+            self.serde.dumps_typed(stored_metadata),
         )
         pieces: list[_Piece] = []
         cleared: list[str] = []
@@ -1446,7 +1478,25 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         next_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
         }
-        return _PutPlan(thread_id, ns, keys_, args, pieces, cleared, next_config)
+        parent_config: RunnableConfig | None = (
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent}}
+            if parent
+            else None
+        )
+        return _PutPlan(
+            thread_id,
+            ns,
+            keys_,
+            args,
+            pieces,
+            cleared,
+            next_config,
+            # copied now: LangGraph updates the version maps in place while the put runs
+            copy_checkpoint(checkpoint) if self._keeps_hot(thread_id) else None,
+            stored_metadata,
+            parent_config,
+            len(_frame(head)),
+        )
 
     def _after_put(self, plan: _PutPlan, reply: Any) -> bool:
         """Handle the put script's reply; True when it must be re-sent without deltas."""
@@ -1458,6 +1508,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         if status == _DROPPED:
             log.debug("dropped checkpoint of thread %s: its session is gone", plan.thread_id)
             self._cache.forget(plan.thread_id)
+            self._hot.forget(plan.thread_id)
             return False
         if status == _APPLIED_NO_DEADLINE:
             log.warning("session %s has no valid %s", plan.thread_id, keys.EXPIRES_AT_FIELD)
@@ -1466,6 +1517,17 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             # a version already stored keeps its first value: don't assume it is ours
             states[piece.channel] = None if skipped else piece.state
         self._cache.update(plan.thread_id, plan.ns, states)
+        if skipped or plan.checkpoint is None:
+            self._hot.forget(plan.thread_id, plan.ns)
+        else:
+            hot = HotCheckpoint(
+                plan.checkpoint["id"],
+                plan.record_size,
+                plan.checkpoint,
+                plan.metadata,
+                plan.parent_config,
+            )
+            self._hot.remember(plan.thread_id, plan.ns, hot)
         return False
 
     def put(
@@ -1622,33 +1684,58 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
 
     # ------------------------------------------------------------------ reads
 
-    def _get_args(self, config: RunnableConfig) -> tuple[str, str, list[str], list[bytes]]:
+    def _get_args(
+        self, config: RunnableConfig
+    ) -> tuple[str, str, list[str], list[bytes], HotCheckpoint | None]:
         conf = config["configurable"]
         thread_id: str = conf["thread_id"]
         ns: str = conf.get("checkpoint_ns", "") or ""
         cid = get_checkpoint_id(config)
         cpre, vpre, latest = _prefixes(ns)
+        hot = self._hot.get(thread_id, ns)
+        if hot is not None and cid and cid != hot.checkpoint_id:
+            hot = None
         args = [cpre, vpre, latest, _enc_id(cid) if cid else b""]
-        return thread_id, ns, [keys.thread(thread_id)], args
+        if hot is None:
+            args += [b"", b"-1"]
+        else:
+            args += [_enc_id(hot.checkpoint_id), str(hot.record_size).encode()]
+        return thread_id, ns, [keys.thread(thread_id)], args, hot
 
-    def _parse_get(self, thread_id: str, ns: str, reply: Any) -> CheckpointTuple | None:
+    def _parse_get(
+        self, thread_id: str, ns: str, reply: Any, hot: HotCheckpoint | None
+    ) -> CheckpointTuple | None:
         if not reply:
             return None
+        if len(reply) == 1:  # the checkpoint held in memory is still the one stored
+            assert hot is not None, "the get script answered for a checkpoint not sent"
+            return hot.as_tuple(thread_id, ns)
         cid_b, record, chains_r, refs_r = reply
         chains: dict[str, list[bytes]] = {}
         for chain_b in chains_r:
             channel, *pieces = _frames4(_b(chain_b))
             chains[channel.decode()] = pieces
         refs = {(_b(vk).decode(), _b(ch).decode()): _b(piece) for vk, ch, piece in refs_r}
-        return self._make_tuple(
+        record_b = _b(record)
+        found = self._make_tuple(
             thread_id,
             ns,
             _dec_id(_b(cid_b)),
-            _b(record),
+            record_b,
             lambda channel, verkey: chains.get(channel, []),
             lambda verkey, channel: refs.get((verkey, channel)),
             remember=True,
         )
+        if not found.pending_writes and self._keeps_hot(thread_id):
+            entry = HotCheckpoint(
+                found.checkpoint["id"],
+                len(record_b),
+                copy_checkpoint(found.checkpoint),
+                found.metadata,
+                found.parent_config,
+            )
+            self._hot.remember(thread_id, ns, entry)
+        return found
 
     def _make_tuple(
         self,
@@ -1734,13 +1821,13 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (its `checkpoint_id`, else the latest): one round trip."""
-        thread_id, ns, keys_, args = self._get_args(config)
-        return self._parse_get(thread_id, ns, self._run("get", keys_, args))
+        thread_id, ns, keys_, args, hot = self._get_args(config)
+        return self._parse_get(thread_id, ns, self._run("get", keys_, args), hot)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async `get_tuple`."""
-        thread_id, ns, keys_, args = self._get_args(config)
-        return self._parse_get(thread_id, ns, await self._arun("get", keys_, args))
+        thread_id, ns, keys_, args, hot = self._get_args(config)
+        return self._parse_get(thread_id, ns, await self._arun("get", keys_, args), hot)
 
     # ------------------------------------------------------------------ list
 
@@ -1851,11 +1938,13 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete the thread: one `DEL` of its hash."""
         self._cache.forget(thread_id)
+        self._hot.forget(thread_id)
         self._sync_client().delete(keys.thread(thread_id))
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async `delete_thread`."""
         self._cache.forget(thread_id)
+        self._hot.forget(thread_id)
         await self._async_client().delete(keys.thread(thread_id))
 
     def get_next_version(self, current: str | None, channel: None) -> str:

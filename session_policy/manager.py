@@ -5,6 +5,11 @@ down), run the graph on that session's thread, then act on the policy nodes' ver
 record the conversation, or end the session. A message that finds its session ended is
 answered in a new session, so no message is lost; the same holds when Redis fails in the
 middle of a turn (the message is answered again from memory).
+
+A turn is stored whole or not at all: the graph runs with `durability="exit"`, so its
+checkpoint is written once, when the turn is done (before its answer is returned), instead
+of after every step. A turn that fails half-way leaves the thread as it was before the
+message, which is also what lets the message be answered again without duplicates.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Durability
 
 from session_policy.events import LogEvents, SessionEvents, TurnEvent
 from session_policy.ids import validate_user_id
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 Graph = CompiledStateGraph[Any, Any, Any, Any]
 GraphFactory = Callable[[Backing], Graph]
 MAX_ATTEMPTS = 4  # expired session, ended by the gate, Redis failing: each costs one retry
+# One checkpoint per turn, written when the turn is done (see the module docstring).
+DURABILITY: Durability = "exit"
 TURN_LOCK_MS = 120_000  # a crashed process's lock frees itself after this
 
 
@@ -63,6 +71,16 @@ class TurnResult:
             "timestamp": iso(self.timestamp_ms),
             "storage": self.storage,
         }
+
+
+@dataclass
+class _TurnLock:
+    """The user's turn lock held by one turn, and the session it was taken with."""
+
+    backing: Backing
+    token: str
+    session: Session | None = None  # from `begin_turn`: the first attempt needs no lookup
+    released: bool = False
 
 
 class SessionManager:
@@ -178,30 +196,45 @@ class SessionManager:
         # The message's time, for the session limits: time spent waiting for this busy
         # process (queueing, Redis round trips) is not the user's inactivity.
         received_ms = self.clock_ms()
-        lock_backing, token = await self._lock(user_id)
+        lock = await self._lock(user_id)
         try:
-            async for event in self._turn(user_id, message, stream, config, received_ms):
+            async for event in self._turn(user_id, message, stream, config, received_ms, lock):
                 yield event
         finally:
-            await self._unlock(lock_backing, user_id, token)
+            if not lock.released:
+                await self._unlock(lock, user_id)
 
-    async def _lock(self, user_id: str) -> tuple[Backing, str]:
-        """One turn at a time per user: concurrent messages are refused, not interleaved."""
+    async def _lock(self, user_id: str) -> _TurnLock:
+        """One turn at a time per user: concurrent messages are refused, not interleaved.
+
+        Usually the lock and the user's session come in one round trip (`begin_turn`); a
+        user with a memory session from an outage keeps it, so only the lock is taken.
+        """
         token = uuid.uuid4().hex
         backing = self.storage.current
+        in_memory = await self.storage.memory.sessions.active(user_id) is not None
         try:
-            locked = await backing.sessions.try_lock(user_id, token, TURN_LOCK_MS)
+            lock = await self._take(backing, user_id, token, with_session=not in_memory)
         except REDIS_DOWN as error:
             self.storage.mark_down(error)
-            backing = self.storage.memory
-            locked = await backing.sessions.try_lock(user_id, token, TURN_LOCK_MS)
-        if not locked:
+            lock = await self._take(self.storage.memory, user_id, token, with_session=False)
+        if lock is None:
             raise SessionBusyError(f"a message of {user_id!r} is still being answered")
-        return backing, token
+        return lock
 
-    async def _unlock(self, backing: Backing, user_id: str, token: str) -> None:
+    async def _take(
+        self, backing: Backing, user_id: str, token: str, *, with_session: bool
+    ) -> _TurnLock | None:
+        if with_session:
+            now = self.clock_ms()
+            session = await backing.sessions.begin_turn(user_id, token, TURN_LOCK_MS, now)
+            return None if session is None else _TurnLock(backing, token, session)
+        locked = await backing.sessions.try_lock(user_id, token, TURN_LOCK_MS)
+        return _TurnLock(backing, token) if locked else None
+
+    async def _unlock(self, lock: _TurnLock, user_id: str) -> None:
         try:
-            await backing.sessions.unlock(user_id, token)
+            await lock.backing.sessions.unlock(user_id, lock.token)
         except REDIS_DOWN as error:  # it expires by itself
             self.storage.mark_down(error)
 
@@ -212,10 +245,14 @@ class SessionManager:
         stream: bool,
         config: RunnableConfig | None,
         received_ms: int,
+        lock: _TurnLock,
     ) -> AsyncIterator[str | TurnResult]:
         started = time.perf_counter()
         for _ in range(MAX_ATTEMPTS):
-            backing, session = await self.session_for(user_id)
+            if lock.session is not None:  # taken with the lock
+                backing, session, lock.session = lock.backing, lock.session, None
+            else:
+                backing, session = await self.session_for(user_id)
             expired = session.expired_reason(received_ms)
             if expired:
                 await self.end_session(backing, session.session_id, expired)
@@ -233,7 +270,7 @@ class SessionManager:
                 self.storage.mark_down(error)
                 continue
             assert state is not None
-            result = await self._settle(backing, session, state)
+            result = await self._settle(backing, session, state, lock)
             if result is not None:
                 self.events.turn(
                     TurnEvent(
@@ -272,11 +309,14 @@ class SessionManager:
         )
         human = HumanMessage(message, response_metadata={"timestamp": self.clock_ms()})
         if not stream:
-            yield await graph.ainvoke({"messages": [human]}, config)
+            yield await graph.ainvoke({"messages": [human]}, config, durability=DURABILITY)
             return
         state: dict[str, Any] = {}
         async for mode, payload in graph.astream(
-            {"messages": [human]}, config, stream_mode=["messages", "values"]
+            {"messages": [human]},
+            config,
+            stream_mode=["messages", "values"],
+            durability=DURABILITY,
         ):
             if mode == "values":
                 state = cast(dict[str, Any], payload)
@@ -288,9 +328,13 @@ class SessionManager:
         yield state
 
     async def _settle(
-        self, backing: Backing, session: Session, state: dict[str, Any]
+        self, backing: Backing, session: Session, state: dict[str, Any], lock: _TurnLock
     ) -> TurnResult | None:
-        """Act on the policy's verdict; None means "answer again in a new session"."""
+        """Act on the policy's verdict; None means "answer again in a new session".
+
+        When the session goes on, recording the conversation also releases the turn lock
+        (same store: one round trip); a session that ends keeps the lock until it is gone.
+        """
         verdict = state.get("session") or {}
         if not verdict.get("answered"):
             await self.end_session(
@@ -301,12 +345,20 @@ class SessionManager:
         count = int(verdict.get("conversation_count", session.conversation_count + 1))
         status: Literal["active", "ended"] = "active"
         end_reason: EndReason | None = None
+        ending = verdict.get("status") == "ended"
+        release = lock.backing is backing and not ending
         try:
-            recorded = await backing.sessions.record_turn(session.session_id, now, count)
+            recorded = await backing.sessions.record_turn(
+                session.session_id,
+                now,
+                count,
+                unlock=(session.user_id, lock.token) if release else None,
+            )
+            lock.released = release
         except REDIS_DOWN as error:
             self.storage.mark_down(error)
             recorded = None
-        if verdict.get("status") == "ended":
+        if ending:
             status = "ended"
             end_reason = verdict.get("end_reason") or "conversation_limit"
             await self.end_session(backing, session.session_id, end_reason or "conversation_limit")

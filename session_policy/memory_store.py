@@ -68,9 +68,23 @@ class MemorySessionStore:
     async def active(self, user_id: str) -> Session | None:
         return self._sessions.get(self._active.get(user_id, ""))
 
-    async def record_turn(
-        self, session_id: str, now_ms: int, conversation_count: int
+    async def begin_turn(
+        self, user_id: str, token: str, lock_ms: int, now_ms: int
     ) -> Session | None:
+        if not await self.try_lock(user_id, token, lock_ms):
+            return None
+        return await self.get_or_start(user_id, now_ms)
+
+    async def record_turn(
+        self,
+        session_id: str,
+        now_ms: int,
+        conversation_count: int,
+        *,
+        unlock: tuple[str, str] | None = None,
+    ) -> Session | None:
+        if unlock is not None:
+            await self.unlock(*unlock)
         session = self._sessions.get(session_id)
         if session is None:
             return None

@@ -50,7 +50,8 @@ end
 
 # KEYS: user's active pointer, deadlines. ARGV: prefix, user, now, duration, inactivity, grace,
 # the field telling the checkpointer when the thread expires (keys.EXPIRES_AT_FIELD).
-_GET_OR_START = """
+_GET_OR_START_FUNCTION = """
+local function get_or_start()
 local prefix, user, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -76,10 +77,24 @@ redis.call('PEXPIREAT', metakey, keep)
 redis.call('SET', KEYS[1], sid, 'PXAT', keep)
 redis.call('ZADD', KEYS[2], inactive, sid)
 return {sid, redis.call('HGETALL', metakey)}
+end
 """
+_GET_OR_START = _GET_OR_START_FUNCTION + "return get_or_start()\n"
 
-# KEYS: meta, deadlines. ARGV: session id, now, conversation count, inactivity ms.
+# As _GET_OR_START, after taking the user's turn lock: KEYS[3] the lock; ARGV[8] the token,
+# ARGV[9] its TTL (ms). False when another turn holds the lock.
+_BEGIN_TURN = (
+    _GET_OR_START_FUNCTION
+    + """
+if not redis.call('SET', KEYS[3], ARGV[8], 'NX', 'PX', ARGV[9]) then return false end
+return get_or_start()
+"""
+)
+
+# KEYS: meta, deadlines, and the user's turn lock to release (optional). ARGV: session id,
+# now, conversation count, inactivity ms, and the lock's token.
 _RECORD_TURN = """
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 local now = tonumber(ARGV[2])
 local expires = tonumber(redis.call('HGET', KEYS[1], 'expiresAt'))
@@ -179,24 +194,40 @@ class RedisSessionStore:
         self.retention_ms = retention_ms
         self.grace_ms = grace_ms
         self._get_or_start = redis.register_script(_GET_OR_START)
+        self._begin_turn = redis.register_script(_BEGIN_TURN)
         self._record_turn = redis.register_script(_RECORD_TURN)
         self._end = redis.register_script(_END)
         self._sweep = redis.register_script(_SWEEP)
         self._unlock = redis.register_script(_UNLOCK)
 
+    def _start_args(self, user_id: str, now_ms: int) -> list[Any]:
+        return [
+            keys.PREFIX,
+            user_id,
+            now_ms,
+            self.limits.duration_ms,
+            self.limits.inactivity_ms,
+            self.grace_ms,
+            keys.EXPIRES_AT_FIELD,
+        ]
+
     async def get_or_start(self, user_id: str, now_ms: int) -> Session:
         session_id, meta = await self._get_or_start(
             keys=[keys.user_active(user_id), keys.DEADLINES],
-            args=[
-                keys.PREFIX,
-                user_id,
-                now_ms,
-                self.limits.duration_ms,
-                self.limits.inactivity_ms,
-                self.grace_ms,
-                keys.EXPIRES_AT_FIELD,
-            ],
+            args=self._start_args(user_id, now_ms),
         )
+        return _session(session_id, meta)
+
+    async def begin_turn(
+        self, user_id: str, token: str, lock_ms: int, now_ms: int
+    ) -> Session | None:
+        reply = await self._begin_turn(
+            keys=[keys.user_active(user_id), keys.DEADLINES, keys.user_lock(user_id)],
+            args=[*self._start_args(user_id, now_ms), token, lock_ms],
+        )
+        if not reply:
+            return None
+        session_id, meta = reply
         return _session(session_id, meta)
 
     async def get(self, session_id: str) -> Session | None:
@@ -211,12 +242,20 @@ class RedisSessionStore:
         return await self.get(_decode(session_id)) if session_id else None
 
     async def record_turn(
-        self, session_id: str, now_ms: int, conversation_count: int
+        self,
+        session_id: str,
+        now_ms: int,
+        conversation_count: int,
+        *,
+        unlock: tuple[str, str] | None = None,
     ) -> Session | None:
-        meta = await self._record_turn(
-            keys=[keys.session_meta(session_id), keys.DEADLINES],
-            args=[session_id, now_ms, conversation_count, self.limits.inactivity_ms],
-        )
+        keys_ = [keys.session_meta(session_id), keys.DEADLINES]
+        args: list[Any] = [session_id, now_ms, conversation_count, self.limits.inactivity_ms]
+        if unlock is not None:
+            user_id, token = unlock
+            keys_.append(keys.user_lock(user_id))
+            args.append(token)
+        meta = await self._record_turn(keys=keys_, args=args)
         return _session(session_id, meta) if meta else None
 
     async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:

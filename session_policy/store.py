@@ -23,10 +23,22 @@ class SessionStore(Protocol):
 
     async def active(self, user_id: str) -> Session | None: ...
 
-    async def record_turn(
-        self, session_id: str, now_ms: int, conversation_count: int
+    async def begin_turn(
+        self, user_id: str, token: str, lock_ms: int, now_ms: int
     ) -> Session | None:
-        """Note a finished conversation; None if the session ended meanwhile."""
+        """`try_lock` then `get_or_start` in one step (one round trip); None if locked."""
+        ...
+
+    async def record_turn(
+        self,
+        session_id: str,
+        now_ms: int,
+        conversation_count: int,
+        *,
+        unlock: tuple[str, str] | None = None,
+    ) -> Session | None:
+        """Note a finished conversation; None if the session ended meanwhile. With
+        `unlock` (user id, token), also release that turn lock, in the same step."""
         ...
 
     async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:

@@ -250,6 +250,7 @@ async def warm_up(http: httpx.AsyncClient, store: aioredis.Redis) -> None:
     """
     warm = [f"warm-{i:03d}" for i in range(USERS)]
     answers = await gather_limited(USERS, [chat(http, u, "Weather in Rome?") for u in warm])
+    await chat(http, warm[0], "and tomorrow?")  # a second turn replaces the first checkpoint
     first = f"/sessions/{warm[0]}/history/{answers[0]['sessionId']}"
     await get_json(http, first)  # an active session's messages
     await gather_limited(20, [http.post(f"/sessions/{u}/end") for u in warm])

@@ -217,16 +217,18 @@ class SyncPathSaver(RedisSessionSaver):
         self.delete_thread(thread_id)
 
 
+@pytest.mark.parametrize("hot", [False, True], ids=["rebuilt", "hot"])
 @pytest.mark.parametrize("saver_class", [RedisSessionSaver, SyncPathSaver])
-async def test_conformance(redis_url: str, saver_class: type[RedisSessionSaver]) -> None:
-    """LangGraph's own checkpointer conformance suite, async and sync paths, unguarded."""
+async def test_conformance(redis_url: str, saver_class: type[RedisSessionSaver], hot: bool) -> None:
+    """LangGraph's own checkpointer conformance suite, async and sync paths, unguarded;
+    "hot": with the latest checkpoints kept in memory (as for session threads)."""
 
     async def fresh_saver() -> AsyncIterator[RedisSessionSaver]:
-        saver = saver_class.from_url(redis_url, guarded=False)
+        saver = saver_class.from_url(redis_url, guarded=False, hot=hot)
         yield saver
         await saver.aclose()
 
-    registered = checkpointer_test(name=saver_class.__name__)(fresh_saver)
+    registered = checkpointer_test(name=f"{saver_class.__name__}-{hot}")(fresh_saver)
     report = await validate(registered)
     report.print_report()
     for capability in BASE_CAPABILITIES:

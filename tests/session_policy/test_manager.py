@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -276,3 +276,25 @@ async def test_redis_memory_stays_bounded(redis_url: str) -> None:
     print(f"\nbaseline {baseline} B, after {after} B, peak thread {peak_thread_bytes} B")
     assert after <= baseline * 1.05
     await svc.storage.close()
+
+
+async def test_a_message_in_a_running_session_is_four_round_trips(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn lock with the session, the check of the checkpoint held in memory, the
+    turn's one checkpoint (durability "exit"), the count with the unlock."""
+    await service.chat("trips", "Weather in Rome?")
+    client = service.storage.client
+    assert client is not None
+    sent: list[str] = []
+    send: Callable[..., Awaitable[Any]] = client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return await send(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    answer = await service.chat("trips", "and tomorrow?")
+    assert answer.conversation_count == 2
+    assert "Rome" in answer.response
+    assert sent == ["EVALSHA"] * 4

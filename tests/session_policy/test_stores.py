@@ -172,3 +172,31 @@ async def test_ended_record_expires_after_retention(redis_url: str) -> None:
     assert await store.ended_record(session.session_id) is None
     assert await store.ended("hank", 10) == []
     await client.aclose()
+
+
+async def test_begin_turn_takes_the_lock_and_the_session_together(store: SessionStore) -> None:
+    session = await store.begin_turn("gina", "token-1", 60_000, T0)
+    assert session is not None
+    assert session == await store.active("gina")
+    # the lock is held: a second message of the same user gets nothing, and starts nothing
+    assert await store.begin_turn("gina", "token-2", 60_000, T0 + 1) is None
+    assert await store.try_lock("gina", "token-3", 60_000) is False
+    assert (await store.stats())["activeSessions"] == 1
+    # recording the conversation with the lock's token releases it in the same step
+    recorded = await store.record_turn(session.session_id, T0 + 10, 1, unlock=("gina", "token-1"))
+    assert recorded is not None
+    assert recorded.conversation_count == 1
+    again = await store.begin_turn("gina", "token-4", 60_000, T0 + 20)
+    assert again is not None
+    assert again.session_id == session.session_id
+
+
+async def test_record_turn_unlocks_only_its_own_token(store: SessionStore) -> None:
+    session = await store.begin_turn("hank", "mine", 60_000, T0)
+    assert session is not None
+    await store.record_turn(session.session_id, T0 + 10, 1, unlock=("hank", "not-mine"))
+    assert await store.try_lock("hank", "other", 60_000) is False  # still held
+    # a session that ended meanwhile still gets its lock released
+    await store.end(session.session_id, "manual", T0 + 20)
+    assert await store.record_turn(session.session_id, T0 + 30, 2, unlock=("hank", "mine")) is None
+    assert await store.try_lock("hank", "other", 60_000) is True
