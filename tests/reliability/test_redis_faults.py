@@ -30,24 +30,18 @@ RECONNECT_DEADLINE_S = 10.0  # the README's promise: backoff tops out at 10 s be
 
 
 @pytest.fixture(scope="module")
-def fault_redis() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fault_server(fault_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
-    process = ServerProcess(fault_redis.url, RATE_LIMIT_PER_MINUTE="0").start()
+def fault_server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
+    process = ServerProcess(server_redis.url, RATE_LIMIT_PER_MINUTE="0").start()
     yield process
     process.stop()
 
 
 @pytest.fixture
 async def http(
-    fault_redis: EmbeddedRedis, fault_server: ServerProcess
+    server_redis: EmbeddedRedis, fault_server: ServerProcess
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the server, once Redis runs and the server is on it (`ok`)."""
-    fault_redis.start()  # no-op when running
+    server_redis.start()  # no-op when running
     async with client(fault_server.url) as http:
         await wait_until(lambda: is_status(http, "ok"), RECONNECT_DEADLINE_S, "status ok")
         yield http
@@ -123,7 +117,7 @@ async def probe_every_route(http: httpx.AsyncClient, user: str, old_session: str
 
 
 async def test_redis_stopped_mid_conversation_then_back(
-    http: httpx.AsyncClient, fault_redis: EmbeddedRedis
+    http: httpx.AsyncClient, server_redis: EmbeddedRedis
 ) -> None:
     user = "fault-ana"
     first = await chat(http, user, "Weather in Rome?")
@@ -136,7 +130,7 @@ async def test_redis_stopped_mid_conversation_then_back(
     await asyncio.sleep(1.0)
 
     down_at = time.monotonic()
-    await asyncio.to_thread(fault_redis.stop)
+    await asyncio.to_thread(server_redis.stop)
     during = await chat(http, user, "and tomorrow?")
     assert during["storage"] == "memory"
     assert during["sessionId"] != first["sessionId"]  # the Redis session stays in Redis
@@ -152,7 +146,7 @@ async def test_redis_stopped_mid_conversation_then_back(
     await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - down_at)))  # ~3 s without Redis
     assert await is_status(http, "degraded")
 
-    await asyncio.to_thread(fault_redis.start)  # back, empty
+    await asyncio.to_thread(server_redis.start)  # back, empty
     up_at = time.monotonic()
     outage_s = up_at - down_at
     recovered_s = await wait_until(
@@ -162,7 +156,7 @@ async def test_redis_stopped_mid_conversation_then_back(
     newcomer = await chat(http, "fault-newcomer", "Weather in Oslo?")
     assert newcomer["storage"] == "redis"
     sid = newcomer["sessionId"]
-    store = redis.Redis.from_url(fault_redis.url, decode_responses=True)
+    store = redis.Redis.from_url(server_redis.url, decode_responses=True)
     try:
         assert store.get(keys.user_active("fault-newcomer")) == sid
         assert store.hget(keys.session_meta(sid), "conversationCount") == "1"
@@ -194,7 +188,7 @@ async def test_redis_stopped_mid_conversation_then_back(
     assert all(consecutive_counts(c.answers) for c in chatters)
 
 
-async def test_redis_restarted_empty(http: httpx.AsyncClient, fault_redis: EmbeddedRedis) -> None:
+async def test_redis_restarted_empty(http: httpx.AsyncClient, server_redis: EmbeddedRedis) -> None:
     users = [f"restart-{i}" for i in range(10)]
     before = {}
     for user in users:
@@ -203,8 +197,8 @@ async def test_redis_restarted_empty(http: httpx.AsyncClient, fault_redis: Embed
         assert (before[user]["storage"], before[user]["conversationCount"]) == ("redis", 2)
 
     started = time.monotonic()
-    await asyncio.to_thread(fault_redis.stop)
-    await asyncio.to_thread(fault_redis.start)
+    await asyncio.to_thread(server_redis.stop)
+    await asyncio.to_thread(server_redis.start)
     restart_s = time.monotonic() - started
 
     after = {user: await chat(http, user, "Weather in Oslo?") for user in users}

@@ -54,21 +54,15 @@ LIMITS = {
 # Redis budget of one user's active session (meta, thread of <= 5 conversations, pointer,
 # lock): measured ~2-6 KB; 32 KiB leaves room for allocator slack.
 SESSION_BUDGET = 32 * 1024
-RECORD_BUDGET = 1024  # one ended-session record (a hash field with a TTL): ~0.3-0.4 KB
+RECORD_BUDGET = 1024  # one ended-session record (a hash field with a TTL): ~0.3-0.55 KB
 FACTS_BUDGET = 1024  # one user's facts (a string key with a TTL)
 CITIES = ["Rome", "Oslo", "Paris", "Lima", "Madrid", "Tokyo", "Quito", "Cairo", "Berlin"]
 NAMES = ["Ana", "Bob", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jo"]
 
 
 @pytest.fixture(scope="module")
-def soak_redis() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def soak_server(soak_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
-    process = ServerProcess(soak_redis.url, **LIMITS).start()
+def soak_server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
+    process = ServerProcess(server_redis.url, **LIMITS).start()
     yield process
     process.stop()
 
@@ -263,8 +257,8 @@ async def warm_up(http: httpx.AsyncClient, store: aioredis.Redis) -> None:
     await store.delete("wa:nothing")
 
 
-async def test_soak(soak_server: ServerProcess, soak_redis: EmbeddedRedis) -> None:
-    store = aioredis.Redis.from_url(soak_redis.url, decode_responses=True)
+async def test_soak(soak_server: ServerProcess, server_redis: EmbeddedRedis) -> None:
+    store = aioredis.Redis.from_url(server_redis.url, decode_responses=True)
     http = client(soak_server.url, USERS + 10)
     try:
         await warm_up(http, store)

@@ -19,6 +19,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from session_policy import keys
 from session_policy.checkpoint_cache import HotCheckpoint, HotCheckpoints
 from session_policy.checkpointer import RedisSessionSaver
+from session_policy.config import SessionSettings
+from session_policy.storage import Storage
 from tests.session_policy.test_checkpointer import (
     QUESTIONS,
     RoundTrips,
@@ -206,3 +208,16 @@ def test_the_cache_keeps_the_most_recently_used_threads() -> None:
     cache.forget("a")
     assert cache.get("a", "sub") is None
     assert len(HotCheckpoints(max_threads=0)) == 0
+
+
+async def test_the_setting_sizes_the_cache(redis_url: str) -> None:
+    for size in (0, 7):
+        settings = SessionSettings(redis_url=redis_url, session_cache_threads=size)
+        storage = Storage(settings, redis_url)
+        try:
+            assert storage.redis is not None
+            saver = storage.redis.checkpointer
+            assert isinstance(saver, RedisSessionSaver)
+            assert saver._hot.max_threads == size
+        finally:
+            await storage.close()
