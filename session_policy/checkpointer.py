@@ -1703,8 +1703,9 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         return thread_id, ns, [keys.thread(thread_id)], args, hot
 
     def _parse_get(
-        self, thread_id: str, ns: str, reply: Any, hot: HotCheckpoint | None
+        self, thread_id: str, ns: str, reply: Any, hot: HotCheckpoint | None, *, latest: bool
     ) -> CheckpointTuple | None:
+        """The reply of the get script; `latest`: the read asked for the latest checkpoint."""
         if not reply:
             return None
         if len(reply) == 1:  # the checkpoint held in memory is still the one stored
@@ -1726,7 +1727,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             lambda verkey, channel: refs.get((verkey, channel)),
             remember=True,
         )
-        if not found.pending_writes and self._keeps_hot(thread_id):
+        if latest and not found.pending_writes and self._keeps_hot(thread_id):
             entry = HotCheckpoint(
                 found.checkpoint["id"],
                 len(record_b),
@@ -1822,12 +1823,14 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (its `checkpoint_id`, else the latest): one round trip."""
         thread_id, ns, keys_, args, hot = self._get_args(config)
-        return self._parse_get(thread_id, ns, self._run("get", keys_, args), hot)
+        reply = self._run("get", keys_, args)
+        return self._parse_get(thread_id, ns, reply, hot, latest=not get_checkpoint_id(config))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async `get_tuple`."""
         thread_id, ns, keys_, args, hot = self._get_args(config)
-        return self._parse_get(thread_id, ns, await self._arun("get", keys_, args), hot)
+        reply = await self._arun("get", keys_, args)
+        return self._parse_get(thread_id, ns, reply, hot, latest=not get_checkpoint_id(config))
 
     # ------------------------------------------------------------------ list
 

@@ -221,3 +221,24 @@ async def test_the_setting_sizes_the_cache(redis_url: str) -> None:
             assert saver._hot.max_threads == size
         finally:
             await storage.close()
+
+
+async def test_reading_an_older_checkpoint_keeps_the_latest_in_memory(redis_url: str) -> None:
+    saver = CountingSaver.from_url(redis_url, guarded=False, hot=True)  # keeps history
+    try:
+        graph, config = offline_graph(saver), thread_config("history-thread")
+        for question in QUESTIONS[:2]:
+            await graph.ainvoke({"messages": [("user", question)]}, config, durability="exit")
+        older = [c async for c in saver.alist(config)][-1]
+        rebuilt = saver.rebuilt
+        by_id = await saver.aget_tuple(older.config)
+        assert by_id is not None
+        assert by_id.checkpoint["id"] == older.checkpoint["id"]
+        assert saver.rebuilt == rebuilt + 1
+        latest = await saver.aget_tuple(config)  # still the one held in memory
+        assert latest is not None
+        assert latest.checkpoint["id"] != older.checkpoint["id"]
+        assert saver.rebuilt == rebuilt + 1
+    finally:
+        await saver.adelete_thread("history-thread")
+        await saver.aclose()
