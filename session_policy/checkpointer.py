@@ -207,7 +207,7 @@ local function fr(x)
   return table.concat(t) .. x
 end
 
--- channel -> piece, of a version field
+-- channel -> piece, of a version field (or channel -> version key, of a head's versions)
 local function entries(rec)
   local t, p, n = {}, 1, #rec
   while p <= n do
@@ -257,19 +257,6 @@ local function gt(a, b)
     if x ~= y then return x > y end
   end
   return la > lb
-end
-
--- channel -> version key, of a checkpoint head's versions
-local function head_versions(head)
-  local t, versions = {}, rd(head, 1)
-  local q, m = 1, #versions
-  while q <= m do
-    local ch, vk
-    ch, q = rd(versions, q)
-    vk, q = rd(versions, q)
-    t[ch] = vk
-  end
-  return t
 end
 
 -- channel and items digest of a literal write payload
@@ -390,9 +377,9 @@ if prune and ARGV[8] ~= '' and ARGV[7] .. ARGV[8] ~= ARGV[4] then
   if prec then
     local phead = rd(prec, 1)
     if phead ~= '' then
-      local now = head_versions(ARGV[10])
+      local now = entries((rd(ARGV[10], 1)))
       local drop, dorder = {}, {}
-      for ch, vk in pairs(head_versions(phead)) do
+      for ch, vk in pairs(entries((rd(phead, 1)))) do
         if now[ch] ~= vk then
           if not drop[vk] then
             drop[vk] = {}

@@ -91,10 +91,20 @@ return get_or_start()
 """
 )
 
+# Deletes a turn lock only if this token still holds it (1 if it did, else 0).
+_RELEASE = """
+local function release(lock, token)
+  if redis.call('GET', lock) == token then return redis.call('DEL', lock) end
+  return 0
+end
+"""
+
 # KEYS: meta, deadlines, and the user's turn lock to release (optional). ARGV: session id,
 # now, conversation count, inactivity ms, and the lock's token.
-_RECORD_TURN = """
-if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
+_RECORD_TURN = (
+    _RELEASE
+    + """
+if KEYS[3] then release(KEYS[3], ARGV[5]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 local now = tonumber(ARGV[2])
 local expires = tonumber(redis.call('HGET', KEYS[1], 'expiresAt'))
@@ -104,6 +114,7 @@ redis.call('HSET', KEYS[1], 'lastActivity', now, 'conversationCount', ARGV[3],
 redis.call('ZADD', KEYS[2], inactive, ARGV[1])
 return redis.call('HGETALL', KEYS[1])
 """
+)
 
 # ARGV: prefix, session id, reason, now, retention ms.
 _END = (
@@ -149,11 +160,8 @@ return {#due, out}
 """
 )
 
-# KEYS: lock. ARGV: token. Deletes the lock only if this token still holds it.
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+# KEYS: lock. ARGV: token.
+_UNLOCK = _RELEASE + "return release(KEYS[1], ARGV[1])\n"
 
 SWEEP_BATCH = 500
 
