@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
         # Added after the body limit, so it runs before: no body is read for a caller
         # without a valid token.
         app.add_middleware(TokenAuth, secret=settings.auth_secret.get_secret_value())
-    app.add_middleware(ServerTiming)  # outermost: its time includes the checks above
+    app.add_middleware(ServerTiming)  # its time includes the checks above
+    app.add_middleware(errors.CatchAll)  # outermost: nothing escapes the app
     add_routes(
         app,
         SessionAgent(manager, admit),
