@@ -101,7 +101,7 @@ async def _create(
     async def one(i: int) -> Session:
         async with semaphore:
             session = await store.get_or_start(f"bench-clean-{i}", now)
-            updated = await store.record_turn(session.session_id, now, TEMPLATE_TURNS)
+            updated = await store.record_turn(session, now, TEMPLATE_TURNS)
             assert updated is not None
             return updated
 

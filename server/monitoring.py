@@ -36,15 +36,14 @@ def _human(size: float) -> str:
 
 async def _redis_figures(service: Service) -> dict[str, Any]:
     storage = service.storage
-    client = storage.client
-    if client is None or not storage.reads_redis:
+    client, index = storage.client, storage.redis_store
+    if client is None or index is None or not storage.reads_redis:
         return {"available": False, "error": storage.last_error}
     try:
         info = await client.info("memory")
         keyspace = await client.info("keyspace")
-        active = int(await client.zcard(keys.DEADLINES))
-        members: list[bytes] = await client.zrandmember(keys.DEADLINES, SAMPLE) or []  # type: ignore[assignment]
-        sample = [member.decode() for member in members]
+        active = await index.active_count()
+        sample = await index.sample(SAMPLE)
         sizes, counts = [], []
         for session_id in sample:
             thread = await client.memory_usage(keys.thread(session_id)) or 0

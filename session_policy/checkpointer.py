@@ -1224,10 +1224,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         self.hot = hot
         self._hot = HotCheckpoints(hot_threads)
         self._owns_clients = False
-        marker = "\x00"
-        prefix, _, suffix = keys.thread(marker).partition(marker)
-        self._thread_prefix, self._thread_suffix = prefix, suffix
-        self._thread_pattern = _glob_escape(prefix) + "*" + _glob_escape(suffix)
+        self._thread_pattern = keys.THREAD_PATTERN
         # (thread, namespace, checkpoint id) -> writes waiting for their replacement
         self._waiting: dict[tuple[str, str, str], list[asyncio.Future[bool]]] = {}
         self._replaced: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -1336,10 +1333,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         )
 
     def _thread_id_of(self, key: bytes) -> str | None:
-        text = key.decode()
-        if not (text.startswith(self._thread_prefix) and text.endswith(self._thread_suffix)):
-            return None
-        return text[len(self._thread_prefix) : len(text) - len(self._thread_suffix)]
+        return keys.thread_id_of(key.decode())
 
     # ------------------------------------------------------------------ put
 
@@ -1963,11 +1957,6 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
 def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
     if not waiter.done():
         waiter.set_result(value)
-
-
-def _glob_escape(text: str) -> str:
-    """`text` matched literally in a Redis glob pattern."""
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _unique(items: Iterable[Any]) -> Iterator[Any]:

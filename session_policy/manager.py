@@ -365,7 +365,7 @@ class SessionManager:
         release = lock.backing is backing and not ending
         try:
             recorded = await backing.sessions.record_turn(
-                session.session_id,
+                session,
                 now,
                 count,
                 unlock=(session.user_id, lock.token) if release else None,

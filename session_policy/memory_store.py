@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from session_policy.ids import new_session_id
 from session_policy.models import Backend, EndedSession, EndReason, Session, SessionLimits
 from session_policy.redis_store import _stats
 
@@ -45,18 +45,10 @@ class MemorySessionStore:
             if current in self._sessions:
                 return self._sessions[current]
             start = now_ms
-            while f"session:{user_id}:{start}" in self._ended:
+            while new_session_id(user_id, start) in self._ended:
                 start += 1
-            expires = start + self.limits.duration_ms
-            session = Session(
-                session_id=f"session:{user_id}:{start}",
-                user_id=user_id,
-                start_ms=start,
-                last_activity_ms=start,
-                conversation_count=0,
-                expires_at_ms=expires,
-                inactive_at_ms=min(expires, start + self.limits.inactivity_ms),
-                backend="memory",
+            session = self.limits.new_session(
+                new_session_id(user_id, start), user_id, start, "memory"
             )
             self._sessions[session.session_id] = session
             self._active[user_id] = session.session_id
@@ -77,7 +69,7 @@ class MemorySessionStore:
 
     async def record_turn(
         self,
-        session_id: str,
+        session: Session,
         now_ms: int,
         conversation_count: int,
         *,
@@ -85,16 +77,11 @@ class MemorySessionStore:
     ) -> Session | None:
         if unlock is not None:
             await self.unlock(*unlock)
-        session = self._sessions.get(session_id)
-        if session is None:
+        current = self._sessions.get(session.session_id)
+        if current is None:
             return None
-        updated = replace(
-            session,
-            last_activity_ms=now_ms,
-            conversation_count=conversation_count,
-            inactive_at_ms=min(session.expires_at_ms, now_ms + self.limits.inactivity_ms),
-        )
-        self._sessions[session_id] = updated
+        updated = self.limits.after_turn(current, now_ms, conversation_count)
+        self._sessions[session.session_id] = updated
         return updated
 
     async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:

@@ -29,7 +29,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
 
-from session_policy.models import EndReason, SessionLimits, now_ms
+from session_policy.models import EndReason, SessionLimits, expired_reason, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,12 @@ class SessionPolicy:
     # --- the rules -------------------------------------------------------------------
 
     def expired_reason(self, session: SessionState, now_ms: int) -> EndReason | None:
-        expires = session["started_at"] + self.limits.duration_ms
-        inactive = session["last_activity"] + self.limits.inactivity_ms
-        if now_ms >= min(expires, inactive):  # the deadline that came first names the reason
-            return "inactivity" if inactive < expires else "duration"
-        if session["conversation_count"] >= self.limits.max_conversations:
+        expires = self.limits.expires_at(session["started_at"])
+        inactive = self.limits.inactive_at(session["last_activity"], expires)
+        reason = expired_reason(expires, inactive, now_ms)
+        if reason is None and self.limits.is_full(session["conversation_count"]):
             return "conversation_limit"
-        return None
+        return reason
 
     def _new_session(self, config: RunnableConfig, now_ms: int, *, rollover: bool) -> SessionState:
         conf = _configurable(config)
@@ -155,7 +154,7 @@ class SessionPolicy:
         session["conversation_count"] = session.get("conversation_count", 0) + 1
         session["last_activity"] = now
         session["answered"] = True
-        if session["conversation_count"] >= self.limits.max_conversations:
+        if self.limits.is_full(session["conversation_count"]):
             session["status"] = "ended"
             session["end_reason"] = "conversation_limit"
         update: dict[str, Any] = {"session": session}

@@ -1,12 +1,18 @@
 """The session index on Redis: Lua scripts make every state change atomic and exactly-once.
 
-Layout (see `keys.py`): a meta hash per active session, the user's active-session pointer,
-a sorted set of deadlines (cleanup's index: no KEYS, no SCAN), and a per-user hash of
-ended-session records whose fields expire after the retention (hash-field TTLs, Redis 7.4+):
-once a session ends, no key named after it remains. Every key of an active
-session expires by itself shortly after the session's hard deadline (a grace so that cleanup
-can still write the ended record, and a turn whose message arrived before the deadline can
-finish in its thread), which is the backstop when no server runs.
+Layout (see `keys.py`): a meta hash per active session, the user's active-session pointer
+and turn lock, a per-user hash of ended-session records whose fields expire after the
+retention (hash-field TTLs, Redis 7.4+), and cleanup's index: a sorted set of deadlines per
+shard of users, never `KEYS` or `SCAN`. Once a session ends, no key named after it remains.
+Every key of an active session expires by itself shortly after the session's hard deadline
+(a grace so that cleanup can still write the ended record, and a turn whose message arrived
+before the deadline can finish in its thread), which is the backstop when no server runs.
+
+Ready for Redis Cluster: every script works in one shard, whose keys share a hash slot.
+
+The deadlines are computed in Python (`SessionLimits`, the one definition of when a session
+ends) and stored in the meta as data: `endsAt` and `endsBy`, the first deadline and the
+reason it ends the session by. The scripts only compare `endsAt` with the time.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from session_policy import keys
-from session_policy.ids import InvalidIdError, SessionId
+from session_policy.ids import InvalidIdError, SessionId, new_session_id
 from session_policy.models import (
     END_REASONS,
     Backend,
@@ -24,144 +30,136 @@ from session_policy.models import (
     EndReason,
     Session,
     SessionLimits,
+    first_deadline,
     iso,
 )
 
-# Shared by the scripts below: ends one session exactly once (nil if it already ended).
-_END_SESSION = """
-local function end_session(prefix, sid, reason, now, retention)
-  local metakey = prefix .. ':{' .. sid .. '}:meta'
-  local m = redis.call('HMGET', metakey, 'userId', 'startTime', 'conversationCount')
-  if not m[1] then return nil end
-  redis.call('DEL', metakey, prefix .. ':{' .. sid .. '}:thread')
-  redis.call('ZREM', prefix .. ':deadlines', sid)
-  local active = prefix .. ':user:{' .. m[1] .. '}:active'
+# Every script: KEYS[1] the shard's deadline index, KEYS[2] its ended counts; ARGV[1..5] the
+# shard's name patterns (keys.shard_patterns: meta, thread, active, ended, lock).
+_SHARD = """
+local index, counts = KEYS[1], KEYS[2]
+local P = {meta = ARGV[1], thread = ARGV[2], active = ARGV[3], ended = ARGV[4], lock = ARGV[5]}
+local function name(kind, id) return string.format(P[kind], id) end
+
+-- Ends a session once: {GONE} if it ended already; with reason "", only if it is due by
+-- `now` ({NOT_DUE} otherwise, its index entry set right) and for the reason in its meta;
+-- with `unless_busy`, not while its user's turn runs ({BUSY}, out of this sweep's range).
+local function end_session(sid, now, retention, reason, unless_busy)
+  local meta = name('meta', sid)
+  local m = redis.call('HMGET', meta, 'userId', 'startTime', 'conversationCount', 'endsAt',
+    'endsBy')
+  if not m[1] then
+    redis.call('ZREM', index, sid)  -- its keys already expired by TTL
+    return {0}
+  end
+  if reason == '' then
+    if now < tonumber(m[4]) then
+      redis.call('ZADD', index, m[4], sid)
+      return {1}
+    end
+    reason = m[5]
+  end
+  if unless_busy and redis.call('EXISTS', name('lock', m[1])) == 1 then
+    redis.call('ZADD', index, now + 1, sid)
+    return {2}
+  end
+  redis.call('DEL', meta, name('thread', sid))
+  redis.call('ZREM', index, sid)
+  local active = name('active', m[1])
   if redis.call('GET', active) == sid then redis.call('DEL', active) end
   local record = cjson.encode({sessionId = sid, userId = m[1], startTime = tonumber(m[2]),
     endTime = now, conversationCount = tonumber(m[3]), endReason = reason})
-  local ended = prefix .. ':user:{' .. m[1] .. '}:ended'
+  local ended = name('ended', m[1])
   redis.call('HSET', ended, sid, record)
   redis.call('HPEXPIRE', ended, retention, 'FIELDS', 1, sid)
   redis.call('PEXPIRE', ended, retention)
-  redis.call('HINCRBY', prefix .. ':stats', 'ended:' .. reason, 1)
-  return record
+  redis.call('HINCRBY', counts, 'ended:' .. reason, 1)
+  return {3, record}
 end
-"""
 
-# KEYS: user's active pointer, deadlines. ARGV: prefix, user, now, duration, inactivity, grace,
-# the field telling the checkpointer when the thread expires (keys.EXPIRES_AT_FIELD).
-_GET_OR_START_FUNCTION = """
-local function get_or_start()
-local prefix, user, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local current = redis.call('GET', KEYS[1])
-if current then
-  local meta = redis.call('HGETALL', prefix .. ':{' .. current .. '}:meta')
-  if #meta > 0 then return {current, meta} end
-  redis.call('ZREM', KEYS[2], current)
-end
--- A new id; never one that an ended session of the same millisecond already used.
-local start = now
-local sid = 'session:' .. user .. ':' .. start
-local ended = prefix .. ':user:{' .. user .. '}:ended'
-while redis.call('HEXISTS', ended, sid) == 1 do
-  start = start + 1
-  sid = 'session:' .. user .. ':' .. start
-end
-local expires = start + tonumber(ARGV[4])
-local inactive = math.min(expires, start + tonumber(ARGV[5]))
-local keep = expires + tonumber(ARGV[6])
-local metakey = prefix .. ':{' .. sid .. '}:meta'
-redis.call('HSET', metakey, 'userId', user, 'startTime', start, 'lastActivity', start,
-  'conversationCount', 0, 'expiresAt', expires, 'inactiveAt', inactive, ARGV[7], keep)
-redis.call('PEXPIREAT', metakey, keep)
-redis.call('SET', KEYS[1], sid, 'PXAT', keep)
-redis.call('ZADD', KEYS[2], inactive, sid)
-return {sid, redis.call('HGETALL', metakey)}
-end
-"""
-_GET_OR_START = _GET_OR_START_FUNCTION + "return get_or_start()\n"
-
-# As _GET_OR_START, after taking the user's turn lock: KEYS[3] the lock; ARGV[8] the token,
-# ARGV[9] its TTL (ms). False when another turn holds the lock.
-_BEGIN_TURN = (
-    _GET_OR_START_FUNCTION
-    + """
-if not redis.call('SET', KEYS[3], ARGV[8], 'NX', 'PX', ARGV[9]) then return false end
-return get_or_start()
-"""
-)
-
-# Deletes a turn lock only if this token still holds it (1 if it did, else 0).
-_RELEASE = """
+-- Deletes a turn lock only if this token still holds it (1 if it did, else 0).
 local function release(lock, token)
   if redis.call('GET', lock) == token then return redis.call('DEL', lock) end
   return 0
 end
 """
+_GONE, _NOT_DUE, _BUSY, _ENDED = 0, 1, 2, 3
 
-# KEYS: meta, deadlines, and the user's turn lock to release (optional). ARGV: session id,
-# now, conversation count, inactivity ms, and the lock's token.
+# ARGV[6] user, [7] new session id, [8] its first deadline (endsAt), [9] keepUntil, then the
+# new session's meta as field, value pairs; with a lock, its token and TTL (ms) come last.
+# Returns {session id, meta, 1 if it started now} or {"", {}, 2}: that id is an ended
+# session's (same millisecond), try the next one.
+_GET_OR_START_FUNCTION = """
+local function get_or_start(fields)
+  local user, sid, keep = ARGV[6], ARGV[7], ARGV[9]
+  local active = name('active', user)
+  local current = redis.call('GET', active)
+  if current then
+    local meta = redis.call('HGETALL', name('meta', current))
+    if #meta > 0 then return {current, meta, 0} end
+    redis.call('ZREM', index, current)
+  end
+  if redis.call('HEXISTS', name('ended', user), sid) == 1 then return {'', {}, 2} end
+  local meta = name('meta', sid)
+  redis.call('HSET', meta, unpack(fields))
+  redis.call('PEXPIREAT', meta, keep)
+  redis.call('SET', active, sid, 'PXAT', keep)
+  redis.call('ZADD', index, ARGV[8], sid)
+  return {sid, redis.call('HGETALL', meta), 1}
+end
+"""
+_GET_OR_START = _SHARD + _GET_OR_START_FUNCTION + "return get_or_start({unpack(ARGV, 10)})\n"
+
+# As _GET_OR_START, after taking the user's turn lock (kept if this token holds it already,
+# as on a retry). False when another turn holds the lock.
+_BEGIN_TURN = (
+    _SHARD
+    + _GET_OR_START_FUNCTION
+    + """
+local lock, token, ttl = name('lock', ARGV[6]), ARGV[#ARGV - 1], ARGV[#ARGV]
+if redis.call('GET', lock) ~= token then
+  if not redis.call('SET', lock, token, 'NX', 'PX', ttl) then return false end
+end
+return get_or_start({unpack(ARGV, 10, #ARGV - 2)})
+"""
+)
+
+# ARGV[6] session id, [7] user, [8] lock token ("": none to release), [9] its new first
+# deadline (endsAt), then the meta's new field, value pairs. Nil if the session ended.
 _RECORD_TURN = (
-    _RELEASE
+    _SHARD
     + """
-if KEYS[3] then release(KEYS[3], ARGV[5]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-local now = tonumber(ARGV[2])
-local expires = tonumber(redis.call('HGET', KEYS[1], 'expiresAt'))
-local inactive = math.min(expires, now + tonumber(ARGV[4]))
-redis.call('HSET', KEYS[1], 'lastActivity', now, 'conversationCount', ARGV[3],
-  'inactiveAt', inactive)
-redis.call('ZADD', KEYS[2], inactive, ARGV[1])
-return redis.call('HGETALL', KEYS[1])
+if ARGV[8] ~= '' then release(name('lock', ARGV[7]), ARGV[8]) end
+local meta = name('meta', ARGV[6])
+if redis.call('EXISTS', meta) == 0 then return nil end
+redis.call('HSET', meta, unpack(ARGV, 10))
+redis.call('ZADD', index, ARGV[9], ARGV[6])
+return redis.call('HGETALL', meta)
 """
 )
 
-# ARGV: prefix, session id, reason, now, retention ms.
+# ARGV[6] session id, [7] now, [8] retention ms, [9] reason.
 _END = (
-    _END_SESSION
-    + """
-return end_session(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
-"""
+    _SHARD + "return end_session(ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], false)\n"
 )
 
-# KEYS: deadlines. ARGV: prefix, now, retention ms, batch size.
+# ARGV[6] now, [7] retention ms, [8] batch size. Returns {due ids seen, records}.
 _SWEEP = (
-    _END_SESSION
+    _SHARD
     + """
-local prefix, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local now, retention = tonumber(ARGV[6]), tonumber(ARGV[7])
+local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
 local out = {}
 for _, sid in ipairs(due) do
-  local f = redis.call('HMGET', prefix .. ':{' .. sid .. '}:meta', 'expiresAt', 'inactiveAt',
-    'userId')
-  if not f[1] then
-    redis.call('ZREM', KEYS[1], sid)  -- its keys already expired by TTL
-  elseif redis.call('EXISTS', prefix .. ':user:{' .. f[3] .. '}:lock') == 1 then
-    -- A turn of this user is running: ending the session now would drop that answered
-    -- turn (its writes refused, its count missing from the record). The first sweep after
-    -- the turn ends it (the lock of a crashed process expires by itself); out of this
-    -- sweep's range meanwhile, so the batches of this sweep move on.
-    redis.call('ZADD', KEYS[1], now + 1, sid)
-  else
-    local expires, inactive = tonumber(f[1]), tonumber(f[2])
-    local reason = nil
-    -- The deadline that came first names the reason (inactiveAt is never after expiresAt).
-    if now >= inactive then
-      if inactive < expires then reason = 'inactivity' else reason = 'duration' end
-    end
-    if reason then
-      table.insert(out, end_session(prefix, sid, reason, now, retention))
-    else
-      redis.call('ZADD', KEYS[1], math.min(expires, inactive), sid)
-    end
-  end
+  local result = end_session(sid, now, retention, '', true)
+  if result[1] == 3 then table.insert(out, result[2]) end
 end
 return {#due, out}
 """
 )
 
-# KEYS: lock. ARGV: token.
-_UNLOCK = _RELEASE + "return release(KEYS[1], ARGV[1])\n"
+# ARGV[6] user, [7] token.
+_UNLOCK = _SHARD + "return release(name('lock', ARGV[6]), ARGV[7])\n"
 
 SWEEP_BATCH = 500
 
@@ -182,6 +180,33 @@ def _session(session_id: bytes | str, flat: list[Any]) -> Session:
         inactive_at_ms=int(meta["inactiveAt"]),
         backend="redis",
     )
+
+
+def _changing_fields(session: Session) -> list[Any]:
+    """The meta fields a turn changes, as field, value pairs: its deadlines among them, as
+    data for the scripts (`endsAt`, `endsBy`: the first deadline and its reason)."""
+    ends_at, ends_by = first_deadline(session.expires_at_ms, session.inactive_at_ms)
+    return [
+        "lastActivity",
+        session.last_activity_ms,
+        "conversationCount",
+        session.conversation_count,
+        "expiresAt",
+        session.expires_at_ms,
+        "inactiveAt",
+        session.inactive_at_ms,
+        "endsAt",
+        ends_at,
+        "endsBy",
+        ends_by,
+    ]
+
+
+def _user_of(session_id: str) -> str | None:
+    try:
+        return SessionId.parse(session_id).user_id
+    except InvalidIdError:
+        return None
 
 
 class RedisSessionStore:
@@ -208,35 +233,56 @@ class RedisSessionStore:
         self._sweep = redis.register_script(_SWEEP)
         self._unlock = redis.register_script(_UNLOCK)
 
-    def _start_args(self, user_id: str, now_ms: int) -> list[Any]:
-        return [
-            keys.PREFIX,
-            user_id,
-            now_ms,
-            self.limits.duration_ms,
-            self.limits.inactivity_ms,
-            self.grace_ms,
-            keys.EXPIRES_AT_FIELD,
-        ]
+    @staticmethod
+    def _shard(shard: int) -> tuple[list[str], list[Any]]:
+        """KEYS and the ARGV head of every script working in `shard`."""
+        return [keys.deadlines(shard), keys.ended_counts(shard)], keys.shard_patterns(shard)
+
+    # --- starting -----------------------------------------------------------------------
+
+    async def _started(self, user_id: str, now_ms: int, lock: list[Any] | None) -> Session | None:
+        """Get or start the user's session (taking the turn lock first with `lock`)."""
+        shard_keys, head = self._shard(keys.shard_of(user_id))
+        start = now_ms
+        while True:
+            new = self.limits.new_session(new_session_id(user_id, start), user_id, start, "redis")
+            keep_until = new.expires_at_ms + self.grace_ms
+            args = [
+                *head,
+                user_id,
+                new.session_id,
+                new.next_deadline_ms,
+                keep_until,
+                keys.EXPIRES_AT_FIELD,
+                keep_until,
+                "userId",
+                user_id,
+                "startTime",
+                start,
+                *_changing_fields(new),
+            ]
+            if lock is None:
+                reply = await self._get_or_start(keys=shard_keys, args=args)
+            else:
+                reply = await self._begin_turn(keys=shard_keys, args=[*args, *lock])
+            if not reply:
+                return None  # locked
+            session_id, meta, started = reply
+            if int(started) != 2:
+                return _session(session_id, meta)
+            start += 1  # that id belongs to an ended session of the same millisecond
 
     async def get_or_start(self, user_id: str, now_ms: int) -> Session:
-        session_id, meta = await self._get_or_start(
-            keys=[keys.user_active(user_id), keys.DEADLINES],
-            args=self._start_args(user_id, now_ms),
-        )
-        return _session(session_id, meta)
+        session = await self._started(user_id, now_ms, None)
+        assert session is not None  # only a lock can refuse
+        return session
 
     async def begin_turn(
         self, user_id: str, token: str, lock_ms: int, now_ms: int
     ) -> Session | None:
-        reply = await self._begin_turn(
-            keys=[keys.user_active(user_id), keys.DEADLINES, keys.user_lock(user_id)],
-            args=[*self._start_args(user_id, now_ms), token, lock_ms],
-        )
-        if not reply:
-            return None
-        session_id, meta = reply
-        return _session(session_id, meta)
+        return await self._started(user_id, now_ms, [token, lock_ms])
+
+    # --- reading --------------------------------------------------------------------------
 
     async def get(self, session_id: str) -> Session | None:
         meta = await self.redis.hgetall(keys.session_meta(session_id))
@@ -249,61 +295,86 @@ class RedisSessionStore:
         session_id = await self.redis.get(keys.user_active(user_id))
         return await self.get(_decode(session_id)) if session_id else None
 
-    async def record_turn(
-        self,
-        session_id: str,
-        now_ms: int,
-        conversation_count: int,
-        *,
-        unlock: tuple[str, str] | None = None,
-    ) -> Session | None:
-        keys_ = [keys.session_meta(session_id), keys.DEADLINES]
-        args: list[Any] = [session_id, now_ms, conversation_count, self.limits.inactivity_ms]
-        if unlock is not None:
-            user_id, token = unlock
-            keys_.append(keys.user_lock(user_id))
-            args.append(token)
-        meta = await self._record_turn(keys=keys_, args=args)
-        return _session(session_id, meta) if meta else None
-
-    async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:
-        record = await self._end(args=[keys.PREFIX, session_id, reason, now_ms, self.retention_ms])
-        return EndedSession.from_json(record) if record else None
-
-    async def sweep(self, now_ms: int) -> list[EndedSession]:
-        ended: list[EndedSession] = []
-        while True:
-            seen, records = await self._sweep(
-                keys=[keys.DEADLINES], args=[keys.PREFIX, now_ms, self.retention_ms, SWEEP_BATCH]
-            )
-            ended += [EndedSession.from_json(r) for r in records]
-            if seen < SWEEP_BATCH:
-                return ended
-
     async def ended(self, user_id: str, limit: int) -> list[EndedSession]:
         raw = await self.redis.hvals(keys.user_ended(user_id))
         records = sorted(map(EndedSession.from_json, raw), key=lambda r: -r.endTime)
         return records[: max(limit, 1)]
 
     async def ended_record(self, session_id: str) -> EndedSession | None:
-        try:
-            user_id = SessionId.parse(session_id).user_id
-        except InvalidIdError:
+        user_id = _user_of(session_id)
+        if user_id is None:
             return None
         raw = await self.redis.hget(keys.user_ended(user_id), session_id)
         return EndedSession.from_json(raw) if raw else None
+
+    # --- turns ----------------------------------------------------------------------------
+
+    async def record_turn(
+        self,
+        session: Session,
+        now_ms: int,
+        conversation_count: int,
+        *,
+        unlock: tuple[str, str] | None = None,
+    ) -> Session | None:
+        updated = self.limits.after_turn(session, now_ms, conversation_count)
+        shard_keys, head = self._shard(keys.shard_of(session.user_id))
+        token = ""
+        if unlock is not None:
+            user_id, token = unlock
+            assert user_id == session.user_id, "a turn lock is the session's user's"
+        args = [
+            *head,
+            session.session_id,
+            session.user_id,
+            token,
+            updated.next_deadline_ms,
+            *_changing_fields(updated),
+        ]
+        meta = await self._record_turn(keys=shard_keys, args=args)
+        return _session(session.session_id, meta) if meta else None
 
     async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
         return bool(await self.redis.set(keys.user_lock(user_id), token, nx=True, px=ttl_ms))
 
     async def unlock(self, user_id: str, token: str) -> None:
-        await self._unlock(keys=[keys.user_lock(user_id)], args=[token])
+        shard_keys, head = self._shard(keys.shard_of(user_id))
+        await self._unlock(keys=shard_keys, args=[*head, user_id, token])
+
+    # --- ending ---------------------------------------------------------------------------
+
+    async def end(self, session_id: str, reason: EndReason, now_ms: int) -> EndedSession | None:
+        user_id = _user_of(session_id)
+        if user_id is None:
+            return None
+        shard_keys, head = self._shard(keys.shard_of(user_id))
+        reply = await self._end(
+            keys=shard_keys, args=[*head, session_id, now_ms, self.retention_ms, reason]
+        )
+        return EndedSession.from_json(reply[1]) if int(reply[0]) == _ENDED else None
+
+    async def sweep(self, now_ms: int) -> list[EndedSession]:
+        """End every session whose duration or inactivity deadline has passed: each shard
+        of the index in turn, in batches, by one script per batch."""
+        ended: list[EndedSession] = []
+        for shard in range(keys.SHARDS):
+            shard_keys, head = self._shard(shard)
+            while True:
+                seen, records = await self._sweep(
+                    keys=shard_keys, args=[*head, now_ms, self.retention_ms, SWEEP_BATCH]
+                )
+                ended += [EndedSession.from_json(r) for r in records]
+                if seen < SWEEP_BATCH:
+                    break
+        return ended
+
+    # --- statistics -----------------------------------------------------------------------
 
     async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(keys.STATS, "cleanup:runs", 1)
+            pipe.hincrby(keys.CLEANUP_STATS, "cleanup:runs", 1)
             pipe.hset(
-                keys.STATS,
+                keys.CLEANUP_STATS,
                 mapping={
                     "cleanup:lastRun": now_ms,
                     "cleanup:lastDurationMs": round(duration_ms, 3),
@@ -312,13 +383,35 @@ class RedisSessionStore:
             )
             await pipe.execute()
 
+    async def active_count(self) -> int:
+        """Sessions in the index (those whose keys expired by TTL until a sweep sees them)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.zcard(keys.deadlines(shard))
+            counts: list[int] = await pipe.execute()
+        return sum(counts)
+
+    async def sample(self, size: int) -> list[str]:
+        """Up to `size` random active session ids, from every shard of the index."""
+        per_shard = -(-size // keys.SHARDS)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.zrandmember(keys.deadlines(shard), per_shard)
+            replies: list[list[bytes]] = await pipe.execute()
+        return [_decode(m) for members in replies for m in members or []][:size]
+
     async def stats(self) -> dict[str, Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.STATS)
-            pipe.zcard(keys.DEADLINES)
-            raw, active = await pipe.execute()
-        counters = {_decode(k): _decode(v) for k, v in raw.items()}
-        return _stats(counters, active)
+            pipe.hgetall(keys.CLEANUP_STATS)
+            for shard in range(keys.SHARDS):
+                pipe.hgetall(keys.ended_counts(shard))
+            cleanup, *shards = await pipe.execute()
+        counters = {_decode(k): _decode(v) for k, v in cleanup.items()}
+        for counts in shards:
+            for field, value in counts.items():
+                name = _decode(field)
+                counters[name] = str(int(counters.get(name, 0)) + int(value))
+        return _stats(counters, await self.active_count())
 
 
 def _stats(counters: dict[str, str], active: int) -> dict[str, Any]:

@@ -92,6 +92,7 @@ class Storage:
             InMemoryStore(),
         )
         self.redis: Backing | None = None
+        self.redis_store: RedisSessionStore | None = None  # the Redis backing's index
         self.client: aioredis.Redis | None = None
         if redis_url:
             timeout = settings.redis_timeout
@@ -110,11 +111,12 @@ class Storage:
             )
             self.client = aioredis.Redis(connection_pool=pool)
             grace_ms = max(2 * settings.cleanup_interval, 60_000)
+            self.redis_store = RedisSessionStore(
+                self.client, self.limits, retention_ms=retention_ms, grace_ms=grace_ms
+            )
             self.redis = Backing(
                 "redis",
-                RedisSessionStore(
-                    self.client, self.limits, retention_ms=retention_ms, grace_ms=grace_ms
-                ),
+                self.redis_store,
                 RedisSessionSaver(
                     self.client, guarded=True, hot_threads=settings.session_cache_threads
                 ),

@@ -31,7 +31,7 @@ class SessionStore(Protocol):
 
     async def record_turn(
         self,
-        session_id: str,
+        session: Session,
         now_ms: int,
         conversation_count: int,
         *,

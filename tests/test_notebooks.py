@@ -150,7 +150,8 @@ def test_sessions_notebook() -> None:
     assert "storage: redis" in cell_text(nb, "wiring")
     active_keys = cell_text(nb, "limit-1")
     assert re.search(
-        r"'wa:\{session:alice:\d+\}:meta',\s+'wa:\{session:alice:\d+\}:thread'", active_keys
+        r"'wa:\{\d+\}:session:alice:\d+:meta',\s+'wa:\{\d+\}:session:alice:\d+:thread'",
+        active_keys,
     )
 
     # Every end reason happens, and each time the session's keys are gone at once.

@@ -161,7 +161,7 @@ async def test_redis_stopped_mid_conversation_then_back(
         assert store.get(keys.user_active("fault-newcomer")) == sid
         assert store.hget(keys.session_meta(sid), "conversationCount") == "1"
         assert store.exists(keys.thread(sid)) == 1
-        assert store.zscore(keys.DEADLINES, sid) is not None
+        assert store.zscore(keys.deadlines(keys.shard_of("fault-newcomer")), sid) is not None
         redis_keys = store.dbsize()
     finally:
         store.close()

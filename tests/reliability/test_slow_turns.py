@@ -43,7 +43,7 @@ async def sweep_skips_a_running_turn(store: SessionStore) -> None:
     assert await store.sweep(t0 + 2_500) == []
     assert await store.sweep(t0 + 3_000) == []
     assert await store.active("slow") == session
-    recorded = await store.record_turn(session.session_id, t0 + 3_100, 1)
+    recorded = await store.record_turn(session, t0 + 3_100, 1)
     assert recorded is not None
     await store.unlock("slow", "turn-1")
     assert await store.sweep(t0 + 4_000) == []  # the turn was activity: 2 s from its end
@@ -56,7 +56,7 @@ async def sweep_skips_a_running_turn(store: SessionStore) -> None:
     late = await store.get_or_start("late", t0 + 6_000)
     assert await store.try_lock("late", "turn-2", 120_000)
     assert await store.sweep(t0 + 16_500) == []
-    await store.record_turn(late.session_id, t0 + 16_600, 1)
+    await store.record_turn(late, t0 + 16_600, 1)
     await store.unlock("late", "turn-2")
     [record] = await store.sweep(t0 + 16_700)
     assert (record.conversationCount, record.endReason) == (1, "duration")
@@ -65,8 +65,9 @@ async def sweep_skips_a_running_turn(store: SessionStore) -> None:
 async def test_redis_sweep_waits_for_the_running_turn(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        await sweep_skips_a_running_turn(RedisSessionStore(client, LIMITS, retention_ms=3_600_000))
-        assert await client.zcard(keys.DEADLINES) == 0
+        store = RedisSessionStore(client, LIMITS, retention_ms=3_600_000)
+        await sweep_skips_a_running_turn(store)
+        assert await store.active_count() == 0
     finally:
         await client.aclose()
 

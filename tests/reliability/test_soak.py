@@ -27,6 +27,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from session_policy import keys
 from session_policy.redis_server import EmbeddedRedis
 from tests.reliability.helpers import (
     JSON,
@@ -253,7 +254,7 @@ async def warm_up(http: httpx.AsyncClient, store: aioredis.Redis) -> None:
     await get_json(http, "/system/status")
     await memory_parts(store)
     [key async for key in store.scan_iter("wa:*", count=1000)]
-    await store.memory_usage("wa:stats")
+    await store.memory_usage(keys.CLEANUP_STATS)
     await store.delete("wa:nothing")
 
 
@@ -301,11 +302,11 @@ async def test_soak(soak_server: ServerProcess, server_redis: EmbeddedRedis) -> 
         # What is left in Redis: only what outlives sessions (no key of any session).
         left: dict[str, list[str]] = {"records": [], "facts": [], "other": []}
         async for key in store.scan_iter("*", count=1000):
-            if key.startswith("wa:user:{") and key.endswith("}:ended"):
+            if key.startswith("wa:{") and key.endswith(":ended"):
                 left["records"].append(key)
             elif key.startswith("wa:store:users/"):
                 left["facts"].append(key)
-            elif key != "wa:stats":
+            elif not (key in (keys.CLEANUP_STATS, keys.PROBE) or key.endswith("}:stats")):
                 left["other"].append(key)
         soak_keys = [k for k in left["records"] + left["facts"] if "soak-" in k]
         legit_usage = sum([await store.memory_usage(k) or 0 for k in soak_keys])

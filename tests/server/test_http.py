@@ -14,6 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 from prometheus_client.parser import text_string_to_metric_families
 
+from session_policy import keys
 from session_policy.redis_server import EmbeddedRedis
 from tests.server_process import ServerProcess
 
@@ -269,7 +270,7 @@ def test_client_thread_id_is_ignored(client: httpx.Client, server_redis: Embedde
         assert meta["userId"] == attacker
         assert meta["sessionId"] != victim_session
     raw = redis.Redis.from_url(server_redis.url)
-    assert raw.exists(f"wa:{{{victim_session}}}:thread")
+    assert raw.exists(keys.thread(victim_session))
     raw.close()
 
 

@@ -52,7 +52,7 @@ async def test_activity_moves_the_inactivity_deadline_but_never_the_duration(
     store: SessionStore,
 ) -> None:
     session = await store.get_or_start("carol", T0)
-    updated = await store.record_turn(session.session_id, T0 + 50_000, 3)
+    updated = await store.record_turn(session, T0 + 50_000, 3)
     assert updated is not None
     assert updated.conversation_count == 3
     assert updated.last_activity_ms == T0 + 50_000
@@ -63,7 +63,7 @@ async def test_activity_moves_the_inactivity_deadline_but_never_the_duration(
 
 async def test_end_once_keeps_a_record(store: SessionStore) -> None:
     session = await store.get_or_start("dave", T0)
-    await store.record_turn(session.session_id, T0 + 1000, 2)
+    await store.record_turn(session, T0 + 1000, 2)
     ends = await asyncio.gather(
         *(store.end(session.session_id, "manual", T0 + 5000) for _ in range(10))
     )
@@ -81,7 +81,7 @@ async def test_end_once_keeps_a_record(store: SessionStore) -> None:
     assert await store.get(session.session_id) is None
     assert await store.ended_record(session.session_id) == record
     assert await store.ended("dave", 10) == [record]
-    assert await store.record_turn(session.session_id, T0 + 6000, 3) is None
+    assert await store.record_turn(session, T0 + 6000, 3) is None
     stats = await store.stats()
     assert stats["endedByReason"]["manual"] == 1
     assert stats["activeSessions"] == 0
@@ -101,9 +101,9 @@ async def test_sweep_ends_by_the_right_reason(store: SessionStore) -> None:
     idle = await store.get_or_start("idle", T0)
     busy = await store.get_or_start("busy", T0)
     fresh = await store.get_or_start("fresh", T0 + 50_000)
-    await store.record_turn(busy.session_id, T0 + 15_000, 1)
-    await store.record_turn(busy.session_id, T0 + 30_000, 2)
-    await store.record_turn(busy.session_id, T0 + 45_000, 3)
+    await store.record_turn(busy, T0 + 15_000, 1)
+    await store.record_turn(busy, T0 + 30_000, 2)
+    await store.record_turn(busy, T0 + 45_000, 3)
 
     ended = await store.sweep(T0 + 21_000)
     assert [(r.sessionId, r.endReason) for r in ended] == [(idle.session_id, "inactivity")]
@@ -183,7 +183,7 @@ async def test_begin_turn_takes_the_lock_and_the_session_together(store: Session
     assert await store.try_lock("gina", "token-3", 60_000) is False
     assert (await store.stats())["activeSessions"] == 1
     # recording the conversation with the lock's token releases it in the same step
-    recorded = await store.record_turn(session.session_id, T0 + 10, 1, unlock=("gina", "token-1"))
+    recorded = await store.record_turn(session, T0 + 10, 1, unlock=("gina", "token-1"))
     assert recorded is not None
     assert recorded.conversation_count == 1
     again = await store.begin_turn("gina", "token-4", 60_000, T0 + 20)
@@ -194,9 +194,49 @@ async def test_begin_turn_takes_the_lock_and_the_session_together(store: Session
 async def test_record_turn_unlocks_only_its_own_token(store: SessionStore) -> None:
     session = await store.begin_turn("hank", "mine", 60_000, T0)
     assert session is not None
-    await store.record_turn(session.session_id, T0 + 10, 1, unlock=("hank", "not-mine"))
+    await store.record_turn(session, T0 + 10, 1, unlock=("hank", "not-mine"))
     assert await store.try_lock("hank", "other", 60_000) is False  # still held
     # a session that ended meanwhile still gets its lock released
     await store.end(session.session_id, "manual", T0 + 20)
-    assert await store.record_turn(session.session_id, T0 + 30, 2, unlock=("hank", "mine")) is None
+    assert await store.record_turn(session, T0 + 30, 2, unlock=("hank", "mine")) is None
     assert await store.try_lock("hank", "other", 60_000) is True
+
+
+async def test_racing_sweepers_end_each_session_once(redis_url: str) -> None:
+    """Two processes' sweeps at once over sessions in every shard of the index."""
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
+    stores = [RedisSessionStore(c, LIMITS, retention_ms=RETENTION_MS) for c in clients]
+    try:
+        started = [await stores[0].get_or_start(f"racer-{i}", T0) for i in range(400)]
+        assert len({keys.shard_of(s.user_id) for s in started}) == keys.SHARDS
+        first, second = await asyncio.gather(*(s.sweep(T0 + 21_000) for s in stores))
+        ended = [r.sessionId for r in first + second]
+        assert sorted(ended) == sorted(s.session_id for s in started)  # all, none twice
+        stats = await stores[1].stats()
+        assert (stats["activeSessions"], stats["endedByReason"]["inactivity"]) == (0, 400)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_the_index_follows_the_session(redis_url: str) -> None:
+    """A turn moves the session's index entry to its new deadline; an entry whose session's
+    keys expired by TTL is dropped by the next sweep."""
+    client = aioredis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client, LIMITS, retention_ms=RETENTION_MS)
+    try:
+        kept = await store.get_or_start("index-kept", T0)
+        index = keys.deadlines(keys.shard_of("index-kept"))
+        assert await client.zscore(index, kept.session_id) == T0 + 20_000
+        await store.record_turn(kept, T0 + 15_000, 1)
+        assert await client.zscore(index, kept.session_id) == T0 + 35_000
+        gone = await store.get_or_start("index-gone", T0)
+        await client.delete(keys.session_meta(gone.session_id))  # as its TTL would
+        assert await store.sweep(T0 + 21_000) == []
+        gone_index = keys.deadlines(keys.shard_of("index-gone"))
+        assert await client.zscore(gone_index, gone.session_id) is None
+        [record] = await store.sweep(T0 + 35_000)
+        assert (record.sessionId, record.endReason) == (kept.session_id, "inactivity")
+        assert await store.active_count() == 0
+    finally:
+        await client.aclose()
