@@ -69,12 +69,6 @@ class SessionSettings(BaseSettings):
         default=None, description="Redis 8 / Redis Stack URL; unset: embedded Redis (serve)."
     )
     end_sessions_on_shutdown: bool = False
-    session_cache_threads: int = Field(
-        default=256,
-        ge=0,
-        le=100_000,
-        description="Session threads whose latest checkpoint each process keeps in memory.",
-    )
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,17 @@ def thread(thread_id: str) -> str:
     return f"{PREFIX}:{{{thread_id}}}:thread"
 
 
+THREADS = thread("*")
+"""Glob matching every thread key (for listing all threads; the service never does)."""
+
+_THREAD_HEAD, _THREAD_TAIL = thread("\0").split("\0")
+
+
+def thread_id_of(key: str) -> str:
+    """The thread id of a `thread()` key."""
+    return key.removeprefix(_THREAD_HEAD).removesuffix(_THREAD_TAIL)
+
+
 def session_meta(session_id: str) -> str:
     """Hash: userId, startTime, lastActivity, conversationCount, expiresAt, backend."""
     return f"{PREFIX}:{{{session_id}}}:meta"

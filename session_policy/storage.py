@@ -100,9 +100,7 @@ class Storage:
                 RedisSessionStore(
                     self.client, self.limits, retention_ms=retention_ms, grace_ms=grace_ms
                 ),
-                RedisSessionSaver(
-                    self.client, guarded=True, hot_threads=settings.session_cache_threads
-                ),
+                RedisSessionSaver(self.client),
                 RedisUserStore(self.client, default_ttl_minutes=settings.user_memory_ttl / 60),
             )
         self.mode: Backend = "memory"
