@@ -4,7 +4,7 @@ How the sessions are made (10,000 full agent conversations would take minutes):
 
 * one real session first: the scripted conversation (5 conversations, tool calls
   included) through the `SessionManager` on Redis, so its thread hash is exactly what
-  `RedisSessionSaver` writes (deltas, references, deflate); its hash is `DUMP`ed, then the
+  `RedisSessionSaver` writes (its latest checkpoint); its hash is `DUMP`ed, then the
   session is ended;
 * each of the N sessions is started by `RedisSessionStore.get_or_start` and given its 5
   conversations by `record_turn` (the service's own Lua scripts: meta hash, user pointer,

@@ -67,6 +67,7 @@ class Section:
     targets: list[Target] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ablations: list[str] = field(default_factory=list)  # what a mechanism left out would buy
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +78,7 @@ class Section:
             "targets": [t.to_json() for t in self.targets],
             "figures": self.figures,
             "notes": self.notes,
+            "ablations": self.ablations,
             "seconds": round(self.seconds, 3),
         }
 

@@ -15,13 +15,19 @@ else changes. Memory is measured two ways:
 
 The JSON size is `len(json.dumps([m.model_dump() for m in messages]))` of the thread's
 messages as the graph returns them.
+
+The ablation row runs our saver with `bench.cached_saver`'s in-process cache: its Redis bytes,
+and the process memory the cache holds per session (`tracemalloc`, before and after dropping
+what it holds), which the service saves by not having it.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import time
+import tracemalloc
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +36,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.redis.aio import AsyncRedisSaver
 from langgraph.checkpoint.redis.ashallow import AsyncShallowRedisSaver
 
+from bench.cached_saver import CachedSessionSaver
 from bench.common import (
     TIMES,
     Section,
@@ -53,6 +60,7 @@ from session_policy.user_memory import item_key
 MAX_FACTOR = 2.0
 ALLOWANCE = 4096
 LINEAR_SLACK = 1.25  # per-turn growth 20->40 may exceed 10->20 by this factor at most
+MIN_PEER_FACTOR = 2.0  # the stock savers' bytes per session / ours
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Point:
     json_bytes: float
     key_bytes: float
     used_memory_bytes: float
+    held_bytes: float | None = None  # in process, by the ablation's cache
 
     @property
     def limit(self) -> float:
@@ -82,6 +91,7 @@ class Point:
             "limit_bytes": self.limit,
             "key_ratio_to_json": self.key_bytes / self.json_bytes,
             "used_memory_ratio_to_json": self.used_memory_bytes / self.json_bytes,
+            "held_in_process_bytes": self.held_bytes,
         }
 
 
@@ -121,6 +131,13 @@ async def _measure(
         assert storage.redis is not None
         assert stock is not None
         storage.redis.checkpointer = stock
+    cache: CachedSessionSaver | None = None
+    if saver_kind == "cached":
+        assert storage.redis is not None
+        assert storage.client is not None
+        cache = CachedSessionSaver(storage.client)
+        storage.redis.checkpointer = cache
+        tracemalloc.start()
     await storage.start()
     model, weather = offline_parts()
     manager = make_manager(settings, storage, model=model, weather=weather)
@@ -151,14 +168,30 @@ async def _measure(
                     client, await _session_keys(client, user, session_id, stock is not None)
                 )
             n = len(sessions)
-            points.append(Point(done, json_total / n, key_total / n, (used - before) / n))
+            point = Point(done, json_total / n, key_total / n, (used - before) / n)
+            if cache is not None:
+                del state, messages
+                point.held_bytes = _held_bytes(cache) / n
+            points.append(point)
     finally:
+        if cache is not None:
+            tracemalloc.stop()
         await storage.close()
         if closing is not None:
             await closing.__aexit__(None, None, None)
         await client.flushall()
         await client.aclose()
     return points
+
+
+def _held_bytes(cache: CachedSessionSaver) -> int:
+    """What the cache holds in process: traced memory with it, less without (it is emptied;
+    each session's next turn reads its thread from Redis again)."""
+    gc.collect()
+    with_cache = tracemalloc.get_traced_memory()[0]
+    cache.forget_all()
+    gc.collect()
+    return with_cache - tracemalloc.get_traced_memory()[0]
 
 
 def _data_memory(mem: dict[str, int]) -> int:
@@ -194,14 +227,16 @@ async def run(url: str, sizes: BytesSizes, include_stock: bool = True) -> Sectio
         f"{sizes.sessions} sessions through SessionManager on Redis, the scripted conversation "
         f"(tool calls included), MAX_CONVERSATIONS_PER_SESSION={max(sizes.points) + 1}"
     )
-    kinds = ["ours", "stock", "shallow"] if include_stock else ["ours"]
+    kinds = ["ours", "cached", "stock", "shallow"] if include_stock else ["ours", "cached"]
     labels = {
         "ours": "RedisSessionSaver",
+        "cached": "ablation: ours + in-process cache (info)",
         "stock": "AsyncRedisSaver",
         "shallow": "AsyncShallowRedisSaver",
     }
+    measured: dict[str, list[Point]] = {}
     for kind in kinds:
-        points = await _measure(url, kind, sizes)
+        points = measured[kind] = await _measure(url, kind, sizes)
         section.figures[kind] = {
             "label": labels[kind],
             "points": [p.to_json() for p in points],
@@ -255,5 +290,42 @@ async def run(url: str, sizes: BytesSizes, include_stock: bool = True) -> Sectio
                     + ")",
                 )
             )
+    _peer_targets(section, measured, labels)
+    held = measured["cached"]
+    section.ablations.append(
+        "in-process latest-checkpoint cache, process memory held per session at "
+        + " / ".join(f"{p.turns}" for p in held)
+        + " turns: "
+        + " / ".join(fmt_bytes(p.held_bytes or 0) for p in held)
+        + "; Redis keys with it "
+        + " / ".join(fmt_bytes(p.key_bytes) for p in held)
+        + ", without "
+        + " / ".join(fmt_bytes(p.key_bytes) for p in measured["ours"])
+    )
     section.seconds = time.perf_counter() - started
     return section
+
+
+def _peer_targets(
+    section: Section, measured: dict[str, list[Point]], labels: dict[str, str]
+) -> None:
+    """Ahead of the peers: their bytes per session ÷ ours, at every point (the least)."""
+    ours = measured["ours"]
+    for kind in ("stock", "shallow"):
+        if kind not in measured:
+            continue
+        ratios = [p.key_bytes / o.key_bytes for p, o in zip(measured[kind], ours, strict=True)]
+        section.targets.append(
+            Target(
+                "bytes",
+                f"{labels[kind]} ÷ ours, bytes per session (least of the points)",
+                min(ratios),
+                MIN_PEER_FACTOR,
+                ">=",
+                TIMES,
+                " / ".join(fmt(r) + TIMES for r in ratios)
+                + " at "
+                + " / ".join(str(p.turns) for p in ours)
+                + " turns",
+            )
+        )

@@ -70,3 +70,11 @@ def render(console: Console, env: dict[str, Any], sections: list[Section]) -> No
         console.print(f"  [dim]{fmt(section.seconds, 1)} s[/dim]")
     console.print()
     console.print(targets_table([t for s in sections for t in s.targets]))
+    ablations = [a for s in sections for a in s.ablations]
+    if ablations:
+        console.print()
+        console.print(
+            "Ablation rows (mechanisms left out of the service, and what they would buy):"
+        )
+        for ablation in ablations:
+            console.print(f"  {ablation}")

@@ -25,14 +25,15 @@ def check_user_id(user_id: object) -> str:
 
 
 # Validated by `check_user_id` (its message says what is allowed); the schema states the same
-# rule as a pattern (at least one character other than a dot) and a length.
+# rule as a pattern (not only dots: a lookahead, which schemathesis leaves as written rather than
+# merging the length into a quantifier of its own) and a length.
 UserId = Annotated[
     str,
     AfterValidator(check_user_id),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^\.{0,127}[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,127}$",
+            "pattern": r"^(?!\.+$)[A-Za-z0-9_.@-]+$",
             "minLength": 1,
             "maxLength": 128,
             "description": USER_ID_DESCRIPTION,

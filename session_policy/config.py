@@ -75,12 +75,6 @@ class SessionSettings(BaseSettings):
         description="Seconds a Redis command may take before Redis counts as down (memory).",
     )
     end_sessions_on_shutdown: bool = False
-    session_cache_threads: int = Field(
-        default=256,
-        ge=0,
-        le=100_000,
-        description="Session threads whose latest checkpoint each process keeps in memory.",
-    )
 
     @model_validator(mode="before")
     @classmethod

@@ -97,7 +97,7 @@ CLEANUP_STATS = f"{PREFIX}:cleanup"
 PROBE = f"{PREFIX}:probe"
 """String written (expiring after seconds) to check that Redis takes writes."""
 
-THREAD_PATTERN = f"{PREFIX}:{{*:thread"
+THREADS = f"{PREFIX}:{{*:thread"
 """Glob of every `thread()` key, for listing all threads (never on the service's path)."""
 
 

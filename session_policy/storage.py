@@ -117,9 +117,7 @@ class Storage:
             self.redis = Backing(
                 "redis",
                 self.redis_store,
-                RedisSessionSaver(
-                    self.client, guarded=True, hot_threads=settings.session_cache_threads
-                ),
+                RedisSessionSaver(self.client),
                 RedisUserStore(self.client, default_ttl_minutes=settings.user_memory_ttl / 60),
             )
         self.mode: Backend = "memory"

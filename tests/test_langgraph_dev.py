@@ -1,11 +1,10 @@
 """`langgraph dev` serves langgraph.json's graph with the session policy active.
 
-The LangGraph CLI runs from its own environment, `.venv-langgraph/`, built (or found up to date)
-by `scripts/langgraph_dev_env.py`: langgraph-api needs sse-starlette>=2.1 while langserve pins
-sse-starlette<2, so it cannot share `.venv`. The server runs from the repository root, as a
-developer would run it, with a copy of langgraph.json whose `env` (normally `.env`, whose values
-would override ours) holds the test settings, and the thread is driven with `langgraph_sdk`.
-Never skipped: if the environment cannot be built, the test fails and says why.
+The LangGraph CLI (`langgraph-cli[inmem]`, a dev dependency) runs from the project's own `.venv`,
+next to the Python running the tests. The server runs from the repository root, as a developer
+would run it, with a copy of langgraph.json whose `env` (normally `.env`, whose values would
+override ours) holds the test settings, and the thread is driven with `langgraph_sdk`.
+Never skipped: if the CLI is missing, the test fails and says why.
 """
 
 from __future__ import annotations
@@ -33,12 +32,10 @@ from session_policy.redis_server import free_port
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_SCRIPT = ROOT / "scripts" / "langgraph_dev_env.py"
 ARTIFACTS = ROOT / "test-artifacts"
 LOG = ARTIFACTS / "langgraph-dev.log"
 CONFIG = ARTIFACTS / "langgraph-dev.json"
 GRAPH_ID = "weather_agent"
-ENV_BUILD_TIMEOUT_S = 1200  # a cold build downloads ~90 packages
 START_TIMEOUT_S = 90
 
 SERVER_ENV = {
@@ -54,9 +51,9 @@ SERVER_ENV = {
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "PYTHONUNBUFFERED": "1",
 }
-# Not passed on from the test's environment: keys, tracing, other servers, our own venv.
+# Not passed on from the test's environment: keys, tracing, other servers, our settings.
 DROPPED_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OPENAI_", "SESSION_")
-DROPPED = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "REDIS_URL", "MODEL", "WEATHER_PROVIDER"}
+DROPPED = {"PYTHONPATH", "PYTHONHOME", "REDIS_URL", "MODEL", "WEATHER_PROVIDER"}
 
 
 def log_tail(chars: int = 4000) -> str:
@@ -66,26 +63,13 @@ def log_tail(chars: int = 4000) -> str:
 
 
 def langgraph_executable() -> Path:
-    """Build or update .venv-langgraph/ and return its `langgraph`."""
-    try:
-        done = subprocess.run(
-            [sys.executable, str(ENV_SCRIPT)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=ENV_BUILD_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{ENV_SCRIPT.name} took over {ENV_BUILD_TIMEOUT_S} s", pytrace=False)
-    if done.returncode != 0:
+    """The `langgraph` of the environment running the tests (`.venv`)."""
+    executable = Path(sys.executable).parent / "langgraph"
+    if not executable.is_file():
         pytest.fail(
-            f"could not build .venv-langgraph for `langgraph dev` "
-            f"({ENV_SCRIPT.relative_to(ROOT)}, exit {done.returncode}):\n{done.stderr}",
+            f"{executable} not found: `langgraph-cli[inmem]` is in the dev group (`make setup`)",
             pytrace=False,
         )
-    executable = Path(done.stdout.strip().splitlines()[-1])
-    assert executable.is_file(), f"{ENV_SCRIPT.name} printed {executable}, which does not exist"
     return executable
 
 

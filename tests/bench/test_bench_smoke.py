@@ -55,7 +55,13 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
 
     turn = data["sections"]["turn"]["figures"]
     for level in ("echo", "agent", "manager"):
-        assert {"memory", "ours", "stock", "shallow"} <= set(turn[level])
+        assert {"memory", "ours", "ours-cached", "stock", "shallow"} <= set(turn[level])
+    # the ablation rows: what the in-process cache left out of the service would buy
+    assert "Ablation rows" in run.stdout
+    for name in ("turn", "bytes"):
+        assert data["sections"][name]["ablations"], name
+    held = data["sections"]["bytes"]["figures"]["cached"]["points"]
+    assert all(p["held_in_process_bytes"] > 0 for p in held)
     points = data["sections"]["bytes"]["figures"]["ours"]["points"]
     assert [p["turns"] for p in points] == [2, 4]
     cleanup = data["sections"]["cleanup"]["figures"]

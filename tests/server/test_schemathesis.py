@@ -12,8 +12,6 @@ parametrized test instead: same generation, same checks (`case.call_and_validate
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 import schemathesis
@@ -112,7 +110,7 @@ def test_operation_conforms(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     @given(case=operation.as_strategy(generation_mode=mode))
-    def conforms(case: schemathesis.Case[Any]) -> None:
+    def conforms(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=server.url, timeout=30)
 
     conforms()

@@ -282,8 +282,8 @@ async def test_redis_memory_stays_bounded(redis_url: str) -> None:
 async def test_a_message_in_a_running_session_is_four_round_trips(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The turn lock with the session, the check of the checkpoint held in memory, the
-    turn's one checkpoint (durability "exit"), the count with the unlock."""
+    """The turn lock with the session, the thread's read, the turn's one checkpoint
+    (durability "exit"), the count with the unlock."""
     await service.chat("trips", "Weather in Rome?")
     client = service.storage.client
     assert client is not None
@@ -298,4 +298,4 @@ async def test_a_message_in_a_running_session_is_four_round_trips(
     answer = await service.chat("trips", "and tomorrow?")
     assert answer.conversation_count == 2
     assert "Rome" in answer.response
-    assert sent == ["EVALSHA"] * 4
+    assert sent == ["EVALSHA", "HGETALL", "EVALSHA", "EVALSHA"]
