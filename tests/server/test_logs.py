@@ -26,7 +26,9 @@ def test_text_records_leave_color_message_out_and_keep_extra_fields() -> None:
     line = KeyValueFormatter().format(uvicorn_record())
     assert "color_message" not in line
     assert "\x1b" not in line
-    assert line.endswith("INFO uvicorn.error Uvicorn running on http://127.0.0.1:8000 user_id=alice")
+    assert line.endswith(
+        "INFO uvicorn.error Uvicorn running on http://127.0.0.1:8000 user_id=alice"
+    )
 
 
 def test_json_records_leave_color_message_out() -> None:
