@@ -67,9 +67,10 @@ def test_the_route_ends_expired_sessions_once(quiet_server: ServerProcess) -> No
     assert {r["endReason"] for r in body["ended"]} == {"inactivity"}
     assert body["durationMs"] >= 0
     # The fresh session stays; a second sweep finds nothing; both runs are counted.
-    assert httpx.get(f"{quiet_server.url}/sessions/fresh-1").json()["sessions"][0][
-        "sessionId"
-    ] == (fresh.json()["sessionId"])
+    assert (
+        httpx.get(f"{quiet_server.url}/sessions/fresh-1").json()["sessions"][0]["sessionId"]
+        == (fresh.json()["sessionId"])
+    )
     assert httpx.post(f"{quiet_server.url}/system/cleanup").json()["endedCount"] == 0
     runs_after = httpx.get(f"{quiet_server.url}/system/status").json()["sessions"]["cleanup"]
     assert runs_after["runs"] == runs_before["runs"] + 2
