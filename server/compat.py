@@ -33,24 +33,3 @@ def health_report(service: Service) -> dict[str, Any]:
 def system_fields(service: Service) -> dict[str, Any]:
     """What the original's `/system/memory` and `/system/status` added to their figures."""
     return {"success": True, "timestamp": iso(now_ms()), "features": features(service)}
-
-
-def interactions(messages: list[dict[str, Any]], session_id: str) -> list[dict[str, Any]]:
-    """The original's history items, `{timestamp, message, response, sessionId}`: each user
-    message with the answer that followed it (one item per conversation)."""
-    turns: list[dict[str, Any]] = []
-    asked: dict[str, Any] | None = None
-    for message in messages:
-        if message["role"] == "user":
-            asked = message
-        elif asked is not None:
-            turns.append(
-                {
-                    "timestamp": message["timestamp"],
-                    "message": asked["content"],
-                    "response": message["content"],
-                    "sessionId": session_id,
-                }
-            )
-            asked = None
-    return turns

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from server.compat import interactions
 from server.deps import AuthorizedUser, ServiceDep
 from server.routes.sessions import session_messages
 from server.schemas import ErrorResponse, LegacyHistoryResponse
+from session_policy.transcript import interactions
 
 # When this route was deprecated, in RFC 9745's form: `Deprecation: @<epoch seconds>`.
 DEPRECATED_SINCE = int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from server.compat import interactions
 from server.deps import AuthorizedUser, ServiceDep
 from server.schemas import (
     EndRequest,
@@ -18,35 +16,19 @@ from server.schemas import (
     SessionsResponse,
 )
 from session_policy.ids import session_belongs_to
-from session_policy.models import Session, iso
+from session_policy.models import Session
+from session_policy.transcript import interactions, text_messages
 
 router = APIRouter(prefix="/sessions", tags=["sessions"], responses={422: {"model": ErrorResponse}})
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items.")]
 
 
-def _messages(messages: list[BaseMessage], limit: int) -> list[dict[str, Any]]:
-    """User and assistant text turns (tool traffic left out), the last `limit` of them."""
-    shown = []
-    for message in messages:
-        if isinstance(message, HumanMessage):
-            role = "user"
-        elif isinstance(message, AIMessage) and message.text and not message.tool_calls:
-            role = "assistant"
-        else:
-            continue
-        stamp = message.response_metadata.get("timestamp")
-        shown.append(
-            {"role": role, "content": message.text, "timestamp": iso(stamp) if stamp else None}
-        )
-    return shown[-limit:]
-
-
 async def session_messages(service: ServiceDep, session: Session, limit: int) -> list[Any]:
     """The session's last `limit` user and assistant messages, oldest first."""
     graph = service.manager.graph(service.storage.backing(session.backend))
     state = await graph.aget_state({"configurable": {"thread_id": session.session_id}})
-    return _messages(state.values.get("messages", []), limit)
+    return text_messages(state.values.get("messages", []), limit)
 
 
 def _listed(messages: list[dict[str, Any]], session_id: str) -> dict[str, Any]:
