@@ -73,7 +73,10 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
         # without a valid token.
         app.add_middleware(TokenAuth, secret=settings.auth_secret.get_secret_value())
     app.add_middleware(ServerTiming)  # its time includes the checks above
-    install_cors(app, settings.allowed_origins)  # outermost (see install_cors)
+    app.add_middleware(errors.CatchAll)  # nothing escapes the app
+    # Outside CatchAll, so a 500 carries CORS headers too (a page can read it); CORS
+    # answers preflights itself and raises nothing.
+    install_cors(app, settings.allowed_origins)
     add_routes(
         app,
         SessionAgent(manager, admit),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.errors import error_response
+from server.responses import error_response
 from session_policy.ids import InvalidIdError, validate_user_id
 
 VERSION = "wa1"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import error_response
+from server.responses import error_response
 
 
 class MessageTooLongError(ValueError):

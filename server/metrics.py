@@ -6,16 +6,14 @@ read at scrape time describe the shared state: sessions active in Redis, Redis m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from session_policy.events import TurnEvent
 from session_policy.models import Backend, EndedSession
+from session_policy.redis_errors import REFUSALS
+from session_policy.storage import Storage
 
-if TYPE_CHECKING:
-    from server.service import Service
-
+DEGRADED_KINDS = (*REFUSALS, "timeout", "unreachable", "probe", "unconfigured")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -41,6 +39,12 @@ class Metrics:
         self.cleanup_runs = Counter(
             "weather_agent_cleanup_runs", "Cleanup sweeps.", ["storage"], registry=r
         )
+        self.cleanup_failures = Counter(
+            "weather_agent_cleanup_failures",
+            "Cleanup sweeps that failed (Redis refused or was down); retried next run.",
+            ["storage"],
+            registry=r,
+        )
         self.cleanup_duration = Histogram(
             "weather_agent_cleanup_duration_seconds",
             "Time of one cleanup sweep.",
@@ -59,6 +63,14 @@ class Metrics:
             registry=r,
         )  # fmt: skip
 
+        self.degraded = Gauge(
+            "weather_agent_storage_degraded",
+            "1 while new sessions are kept in memory, labelled with why (OOM, READONLY, "
+            "timeout, unreachable...; `unconfigured` without REDIS_URL).",
+            ["kind"],
+            registry=r,
+        )
+
     # SessionEvents
     def turn(self, event: TurnEvent) -> None:
         self.turns.labels(event.storage).inc()
@@ -71,21 +83,28 @@ class Metrics:
         self.cleanup_runs.labels(storage).inc()
         self.cleanup_duration.observe(duration_s)
 
-    async def refresh(self, service: Service) -> None:
-        """Read the gauges (called on every scrape)."""
-        storage = service.storage
+    def cleanup_failed(self, storage: Backend, error: str) -> None:
+        self.cleanup_failures.labels(storage).inc()
+
+    async def refresh(self, storage: Storage) -> None:
+        """Read the gauges (called on every scrape); a failed read of Redis leaves them as
+        they were and does not fail the scrape."""
         for mode in ("redis", "memory"):
             self.storage_mode.labels(mode).set(1 if storage.mode == mode else 0)
+        kind = storage.problem_kind
+        for seen in {*DEGRADED_KINDS, kind}:
+            if seen is not None:
+                self.degraded.labels(seen).set(1 if seen == kind else 0)
         memory_stats = await storage.memory.sessions.stats()
         self.active.labels("memory").set(memory_stats["activeSessions"])
-        if storage.redis is not None and storage.mode == "redis":
-            try:
-                redis_stats = await storage.redis.sessions.stats()
-                self.active.labels("redis").set(redis_stats["activeSessions"])
-            except Exception:  # a failed scrape of Redis must not fail /metrics
-                self.active.labels("redis").set(0)
-        from server.monitoring import redis_used_memory  # monitoring imports the service
-
-        used = await redis_used_memory(service)
-        if used is not None:
-            self.redis_memory.set(used)
+        if storage.redis is None or storage.client is None or not storage.reads_redis:
+            return
+        try:
+            redis_stats = await storage.redis.sessions.stats()
+            info = await storage.client.info("memory")
+        except Exception as error:
+            if not storage.unavailable(error):
+                raise
+            return
+        self.active.labels("redis").set(redis_stats["activeSessions"])
+        self.redis_memory.set(int(info["used_memory"]))

@@ -11,7 +11,6 @@ from typing import Any
 from server.service import VERSION, Service
 from session_policy import keys
 from session_policy.memory_store import MemorySessionStore
-from session_policy.storage import REDIS_DOWN
 
 SAMPLE = 50  # sessions sampled for bytes per session
 
@@ -36,9 +35,10 @@ def _human(size: float) -> str:
 
 
 async def _redis_figures(service: Service) -> dict[str, Any]:
-    client = service.storage.client
-    if client is None or service.storage.mode != "redis":
-        return {"available": False, "error": service.storage.last_error}
+    storage = service.storage
+    client = storage.client
+    if client is None or not storage.reads_redis:
+        return {"available": False, "error": storage.last_error}
     try:
         info = await client.info("memory")
         keyspace = await client.info("keyspace")
@@ -53,14 +53,16 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
             counts.append(
                 int(await client.hget(keys.session_meta(session_id), "conversationCount") or 0)
             )
-    except REDIS_DOWN as error:
-        service.storage.mark_down(error)
-        return {"available": False, "error": service.storage.last_error}
+    except Exception as error:
+        if not storage.unavailable(error):
+            raise
+        return {"available": False, "error": storage.last_error}
     total_keys = sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
     average = sum(sizes) / len(sizes) if sizes else 0
     conversations = round(sum(counts) / len(counts) * active) if counts else 0
     return {
         "available": True,
+        "writable": storage.mode == "redis",
         "usedMemory": info["used_memory"],
         "usedMemoryHuman": info["used_memory_human"],
         "usedMemoryPeak": info["used_memory_peak"],
@@ -97,18 +99,26 @@ async def memory_report(service: Service) -> dict[str, Any]:
 
 async def status_report(service: Service) -> dict[str, Any]:
     storage = service.storage
-    if storage.redis is not None and storage.mode == "redis":
-        await storage.ping()
+    if storage.mode == "redis":
+        # With what fails: a Redis demoted to a replica, or full, still answers PING.
+        await storage.probe()
     settings = service.settings
     stats = await _session_stats(service)
+    stats["cleanup"] = {
+        **stats.get("cleanup", {}),
+        "failedRuns": service.cleanup.failed_runs,
+        "lastError": service.cleanup.last_error,
+    }
     return {
         "status": storage.status,
+        "reason": storage.reason,
         "version": VERSION,
         "uptime": round(time.time() - service.started_at, 3),
         "storageMode": storage.mode,
         "redis": {
             "configured": storage.redis is not None,
             "connected": storage.mode == "redis",
+            "readable": storage.reads_redis,
             "pingMs": storage.ping_ms if storage.mode == "redis" else None,
             "lastError": storage.last_error,
         },
@@ -131,27 +141,16 @@ async def status_report(service: Service) -> dict[str, Any]:
 async def _session_stats(service: Service) -> dict[str, Any]:
     """Counters of the Redis store (shared by all processes) plus this process's memory store."""
     memory = await service.storage.memory.sessions.stats()
-    redis_backing = service.storage.redis
-    if redis_backing is None or service.storage.mode != "redis":
+    storage = service.storage
+    if storage.redis is None or not storage.reads_redis:
         return {**memory, "memoryFallbackActive": memory["activeSessions"]}
     try:
-        shared = await redis_backing.sessions.stats()
-    except REDIS_DOWN as error:
-        service.storage.mark_down(error)
+        shared = await storage.redis.sessions.stats()
+    except Exception as error:
+        if not storage.unavailable(error):
+            raise
         return {**memory, "memoryFallbackActive": memory["activeSessions"]}
     for reason, count in memory["endedByReason"].items():
         shared["endedByReason"][reason] += count
     shared["memoryFallbackActive"] = memory["activeSessions"]
     return shared
-
-
-async def redis_used_memory(service: Service) -> int | None:
-    client = service.storage.client
-    if client is None or service.storage.mode != "redis":
-        return None
-    try:
-        info = await client.info("memory")
-    except REDIS_DOWN as error:
-        service.storage.mark_down(error)
-        return None
-    return int(info["used_memory"])

@@ -6,6 +6,12 @@ processes sweeping the same Redis end each session exactly once. A session whose
 a turn running (the user's turn lock is held) is left to the first sweep after that turn:
 ending it mid-turn would drop a turn the user is being answered (its writes refused, its
 count missing from the ended record).
+
+Redis is swept whenever it answers, also while it refuses new sessions' writes: ending
+sessions frees memory, which is what a full Redis needs (a read-only replica refuses the
+sweep; the primary's cleanup ends those sessions). A run that fails is logged and counted
+(`failedRuns`, `lastError` in `/system/status`); the next run tries again, and the loop
+itself never stops on an error.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import time
 from collections.abc import Callable
 
 from session_policy.events import LogEvents, SessionEvents
-from session_policy.models import EndedSession, now_ms
-from session_policy.storage import REDIS_DOWN, Storage
+from session_policy.models import Backend, EndedSession, now_ms
+from session_policy.redis_errors import classify
+from session_policy.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,8 @@ class Cleanup:
         self.interval_s = interval_s
         self.clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
+        self.failed_runs = 0  # this process's sweeps that failed (Redis refused or was down)
+        self.last_error: str | None = None
 
     @property
     def running(self) -> bool:
@@ -62,24 +71,34 @@ class Cleanup:
             await asyncio.sleep(self.interval_s)
             try:
                 await self.run_once()
-            except Exception:  # keep the timer alive whatever one run hits
+            except Exception as error:  # keep the timer alive whatever one run hits
                 log.exception("session cleanup run failed")
+                self._failed("redis" if self.storage.redis else "memory", error)
+
+    def _failed(self, storage: Backend, error: Exception) -> None:
+        self.failed_runs += 1
+        problem = classify(error)
+        self.last_error = (
+            f"{problem.reason} ({problem.detail})"
+            if problem
+            else f"{type(error).__name__}: {error}"
+        )
+        self.events.cleanup_failed(storage, self.last_error)
 
     async def run_once(self) -> list[EndedSession]:
         """One sweep of every backend in use; returns the sessions it ended."""
         ended: list[EndedSession] = []
-        backings = [self.storage.memory]
-        if self.storage.redis is not None and self.storage.mode == "redis":
-            backings.append(self.storage.redis)
-        for backing in backings:
+        for backing in self.storage.readable():
             started = time.perf_counter()
             now = self.clock_ms()
             try:
                 swept = await backing.sessions.sweep(now)
                 duration_ms = (time.perf_counter() - started) * 1000
                 await backing.sessions.note_cleanup(now, duration_ms, len(swept))
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
+                self._failed(backing.name, error)
                 continue
             ended += swept
             self.events.cleanup_run(backing.name, duration_ms / 1000, len(swept))

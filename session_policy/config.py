@@ -68,6 +68,12 @@ class SessionSettings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis 8 / Redis Stack URL; unset: embedded Redis (serve)."
     )
+    redis_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds a Redis command may take before Redis counts as down (memory).",
+    )
     end_sessions_on_shutdown: bool = False
     session_cache_threads: int = Field(
         default=256,

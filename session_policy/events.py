@@ -32,12 +32,15 @@ class SessionEvents(Protocol):
 
     def cleanup_run(self, storage: Backend, duration_s: float, ended: int) -> None: ...
 
+    def cleanup_failed(self, storage: Backend, error: str) -> None: ...
+
 
 log = logging.getLogger("weather_agent.sessions")
 
 
 class LogEvents:
-    """One log record per turn, per ended session and per cleanup run that ended any."""
+    """One log record per turn, per ended session, per cleanup run that ended any, and per
+    cleanup run that failed."""
 
     def turn(self, event: TurnEvent) -> None:
         fields = {**asdict(event), "latency_ms": round(event.latency_s * 1000, 2)}
@@ -62,6 +65,12 @@ class LogEvents:
         fields = {"storage": storage, "ended": ended, "duration_ms": round(duration_s * 1000, 2)}
         log.log(level, "cleanup run", extra=fields)
 
+    def cleanup_failed(self, storage: Backend, error: str) -> None:
+        log.warning(
+            "cleanup run failed; the next run tries again",
+            extra={"storage": storage, "error": error},
+        )
+
 
 class AllEvents:
     """Passes every event on to each of `listeners`."""
@@ -80,3 +89,7 @@ class AllEvents:
     def cleanup_run(self, storage: Backend, duration_s: float, ended: int) -> None:
         for listener in self.listeners:
             listener.cleanup_run(storage, duration_s, ended)
+
+    def cleanup_failed(self, storage: Backend, error: str) -> None:
+        for listener in self.listeners:
+            listener.cleanup_failed(storage, error)

@@ -48,3 +48,6 @@ DEADLINES = f"{PREFIX}:deadlines"
 
 STATS = f"{PREFIX}:stats"
 """Hash of counters: sessions ended by reason, cleanup runs, last run and its duration."""
+
+PROBE = f"{PREFIX}:probe"
+"""String written (expiring after seconds) to check that Redis takes writes."""

@@ -14,6 +14,8 @@ message, which is also what lets the message be answered again without duplicate
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -31,7 +33,7 @@ from langgraph.types import Durability
 from session_policy.events import LogEvents, SessionEvents, TurnEvent
 from session_policy.ids import validate_user_id
 from session_policy.models import Backend, EndedSession, EndReason, Session, iso, now_ms
-from session_policy.storage import REDIS_DOWN, Backing, Storage
+from session_policy.storage import Backing, Storage, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class SessionManager:
         self.events = events or LogEvents()
         self._graphs: dict[Backend, Graph] = {}
         self._served: set[str] = set()  # Redis sessions this process ran turns in
+        self._releasing: set[asyncio.Task[None]] = set()  # turn locks released in the background
 
     def graph(self, backing: Backing) -> Graph:
         if backing.name not in self._graphs:
@@ -116,24 +119,24 @@ class SessionManager:
         session = await memory.sessions.active(user_id)
         if session is not None:
             return memory, session
-        redis_backing = self.storage.redis
-        if self.storage.mode == "redis" and redis_backing is not None:
+        current = self.storage.current
+        if current is not memory:
             try:
-                return redis_backing, await redis_backing.sessions.get_or_start(
-                    user_id, self.clock_ms()
-                )
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
+                return current, await current.sessions.get_or_start(user_id, self.clock_ms())
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
         return memory, await memory.sessions.get_or_start(user_id, self.clock_ms())
 
     async def active_sessions(self, user_id: str) -> list[Session]:
         validate_user_id(user_id)
         found = []
-        for backing in self._backings():
+        for backing in self.storage.readable():
             try:
                 session = await backing.sessions.active(user_id)
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
                 continue
             if session is not None:
                 found.append(session)
@@ -143,29 +146,25 @@ class SessionManager:
         """The user's ended-session records from every backend, newest first."""
         validate_user_id(user_id)
         records: list[EndedSession] = []
-        for backing in self._backings():
+        for backing in self.storage.readable():
             try:
                 records += await backing.sessions.ended(user_id, limit)
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
         return sorted(records, key=lambda r: -r.endTime)[:limit]
 
     async def ended_record(self, session_id: str) -> EndedSession | None:
-        for backing in self._backings():
+        for backing in self.storage.readable():
             try:
                 record = await backing.sessions.ended_record(session_id)
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
                 continue
             if record is not None:
                 return record
         return None
-
-    def _backings(self) -> list[Backing]:
-        backings = [self.storage.memory]
-        if self.storage.redis is not None and self.storage.mode == "redis":
-            backings.insert(0, self.storage.redis)
-        return backings
 
     # --- conversations -----------------------------------------------------------------
 
@@ -215,8 +214,13 @@ class SessionManager:
         in_memory = await self.storage.memory.sessions.active(user_id) is not None
         try:
             lock = await self._take(backing, user_id, token, with_session=not in_memory)
-        except REDIS_DOWN as error:
-            self.storage.mark_down(error)
+        except Exception as error:
+            if not self.storage.unavailable(error):
+                # The script may have taken the lock before it failed: don't leave the
+                # user locked out for TURN_LOCK_MS by a bug.
+                with contextlib.suppress(Exception):
+                    await backing.sessions.unlock(user_id, token)
+                raise
             lock = await self._take(self.storage.memory, user_id, token, with_session=False)
         if lock is None:
             raise SessionBusyError(f"a message of {user_id!r} is still being answered")
@@ -233,10 +237,21 @@ class SessionManager:
         return _TurnLock(backing, token) if locked else None
 
     async def _unlock(self, lock: _TurnLock, user_id: str) -> None:
+        if lock.backing is not self.storage.memory and self.storage.mode != "redis":
+            # Redis failed during this turn (it has been answered from memory): the answer
+            # does not wait for Redis a second time. The lock expires by itself if this fails.
+            task = asyncio.get_running_loop().create_task(self._release(lock, user_id))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+            return
+        await self._release(lock, user_id)
+
+    async def _release(self, lock: _TurnLock, user_id: str) -> None:
         try:
             await lock.backing.sessions.unlock(user_id, lock.token)
-        except REDIS_DOWN as error:  # it expires by itself
-            self.storage.mark_down(error)
+        except Exception as error:  # it expires by itself
+            if not self.storage.unavailable(error):
+                raise
 
     async def _turn(
         self,
@@ -266,8 +281,9 @@ class SessionManager:
                         yield event
                     else:
                         state = event
-            except REDIS_DOWN as error:
-                self.storage.mark_down(error)
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
                 continue
             assert state is not None
             result = await self._settle(backing, session, state, lock)
@@ -355,8 +371,9 @@ class SessionManager:
                 unlock=(session.user_id, lock.token) if release else None,
             )
             lock.released = release
-        except REDIS_DOWN as error:
-            self.storage.mark_down(error)
+        except Exception as error:
+            if not self.storage.unavailable(error):
+                raise
             recorded = None
         if ending:
             status = "ended"
@@ -381,12 +398,20 @@ class SessionManager:
     # --- ending sessions -----------------------------------------------------------------
 
     async def end_session(
-        self, backing: Backing, session_id: str, reason: EndReason
+        self, backing: Backing, session_id: str, reason: EndReason, *, required: bool = False
     ) -> EndedSession | None:
+        """End the session once; None if it had ended already, or if Redis can't end it
+        now (then, with `required`, `StorageUnavailableError`: the caller asked for it)."""
         try:
             record = await backing.sessions.end(session_id, reason, self.clock_ms())
-        except REDIS_DOWN as error:
-            self.storage.mark_down(error)
+        except Exception as error:
+            if not self.storage.unavailable(error):
+                raise
+            if required:
+                raise StorageUnavailableError(
+                    f"{self.storage.reason}: session {session_id!r} could not be ended now "
+                    "(it still ends by itself at its deadline)"
+                ) from error
             return None
         self._served.discard(session_id)
         if record is not None:
@@ -394,11 +419,12 @@ class SessionManager:
         return record
 
     async def end_user_sessions(self, user_id: str, reason: EndReason = "manual") -> list[str]:
-        """End every active session of the user; their data is gone when this returns."""
+        """End every active session of the user; their data is gone when this returns
+        (`StorageUnavailableError` if Redis can't end one now)."""
         ended = []
         for session in await self.active_sessions(user_id):
             backing = self.storage.backing(session.backend)
-            if await self.end_session(backing, session.session_id, reason):
+            if await self.end_session(backing, session.session_id, reason, required=True):
                 ended.append(session.session_id)
         return ended
 

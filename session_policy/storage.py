@@ -5,6 +5,12 @@ store holding user facts. New sessions go to Redis whenever it is up. When Redis
 (at start-up or later) the service keeps answering from memory, reports `degraded`, and
 a single background task reconnects with exponential backoff.
 
+Redis that answers but refuses (maxmemory reached, a read-only replica, loading...) counts as
+down for new sessions, like an unreachable one (`redis_errors` tells these failures apart
+from our own bugs). Health is probed with what fails: a PING and a small expiring write, so
+a Redis that answers PING but refuses writes is not taken back until it takes writes. While
+it still answers reads, the session routes keep reading the sessions it holds.
+
 Sessions that live through a switch stay where they started: a memory session created
 during an outage continues in memory until it ends (it is not copied to Redis); Redis
 sessions that were active when Redis went away are left there, and their users get a new
@@ -30,18 +36,27 @@ from langgraph.store.memory import InMemoryStore
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from session_policy import keys
 from session_policy.checkpointer import RedisSessionSaver
 from session_policy.config import SessionSettings
 from session_policy.memory_store import MemorySessionStore
 from session_policy.models import Backend, SessionLimits
+from session_policy.redis_errors import Unavailable, classify
 from session_policy.redis_store import RedisSessionStore
 from session_policy.store import SessionStore
 from session_policy.user_memory import RedisUserStore
 
 log = logging.getLogger(__name__)
 
-# What counts as "Redis is unreachable" (as opposed to a bug in a command).
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+PROBE_TTL_MS = 10_000
+# After an OOM, Redis takes new sessions again only below this share of its maxmemory: at
+# the edge a small probe write fits while the next turn's checkpoint does not, and the
+# service would flap between Redis and memory.
+OOM_RECOVERY_FILL = 0.95
+
+
+class StorageUnavailableError(RuntimeError):
+    """Redis can't do what was asked now (the API answers 503); the message says why."""
 
 
 @dataclass
@@ -63,7 +78,6 @@ class Storage:
         redis_url: str | None,
         *,
         max_backoff: float = 10.0,
-        socket_timeout: float = 2.0,
     ) -> None:
         self.settings = settings
         self.redis_url = redis_url
@@ -80,18 +94,19 @@ class Storage:
         self.redis: Backing | None = None
         self.client: aioredis.Redis | None = None
         if redis_url:
+            timeout = settings.redis_timeout
             # A blocking pool queues for a free connection under bursts instead of
             # failing with "Too many connections".
             pool = aioredis.BlockingConnectionPool.from_url(
                 redis_url,
                 max_connections=64,
-                timeout=socket_timeout,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
+                timeout=timeout,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
                 # After a Redis restart, pooled connections are stale: one immediate retry
-                # on a fresh connection tells "restarted" apart from "down".
-                retry=Retry(NoBackoff(), 1),
-                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+                # on a fresh connection tells "restarted" apart from "down". Timeouts are
+                # not retried: a Redis that stopped answering costs REDIS_TIMEOUT, not twice.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             )
             self.client = aioredis.Redis(connection_pool=pool)
             grace_ms = max(2 * settings.cleanup_interval, 60_000)
@@ -106,7 +121,7 @@ class Storage:
                 RedisUserStore(self.client, default_ttl_minutes=settings.user_memory_ttl / 60),
             )
         self.mode: Backend = "memory"
-        self.last_error: str | None = None
+        self.problem: Unavailable | None = None  # why new sessions are not on Redis
         self.ping_ms: float | None = None
         self._reconnect: asyncio.Task[None] | None = None
 
@@ -114,6 +129,30 @@ class Storage:
     def status(self) -> Literal["ok", "degraded"]:
         """`ok` on Redis; `degraded` on the memory fallback (or memory by configuration)."""
         return "ok" if self.mode == "redis" else "degraded"
+
+    @property
+    def reason(self) -> str | None:
+        """Why the service is degraded, for people (None when it is not)."""
+        if self.mode == "redis":
+            return None
+        if self.redis is None:
+            return "no REDIS_URL: sessions are kept in process memory only"
+        return self.problem.reason if self.problem else "Redis not probed yet"
+
+    @property
+    def problem_kind(self) -> str | None:
+        """`reason` in a word: an error code (OOM, READONLY...), `timeout`, `unreachable`,
+        `probe`, or `unconfigured` (no REDIS_URL); None when not degraded."""
+        if self.mode == "redis":
+            return None
+        if self.redis is None:
+            return "unconfigured"
+        return self.problem.kind if self.problem else "probe"
+
+    @property
+    def last_error(self) -> str | None:
+        """The error behind `reason`, as raised."""
+        return self.problem.detail if self.problem and self.mode != "redis" else None
 
     def backing(self, name: Backend) -> Backing:
         if name == "redis" and self.redis is not None:
@@ -125,44 +164,83 @@ class Storage:
         """Where new sessions go now."""
         return self.backing(self.mode)
 
+    def readable(self) -> list[Backing]:
+        """The backends sessions can be read from now: memory (sessions started during an
+        outage come first, as they are the ones their users continue), then Redis while it
+        answers reads, even if it refuses writes."""
+        if self.redis is not None and self.reads_redis:
+            return [self.memory, self.redis]
+        return [self.memory]
+
+    @property
+    def reads_redis(self) -> bool:
+        """Redis answers reads now (it takes writes, or refuses only writes)."""
+        if self.redis is None:
+            return False
+        return self.mode == "redis" or (self.problem is not None and self.problem.reads)
+
     async def start(self) -> None:
         if self.redis is None:
             log.warning("no REDIS_URL: sessions are kept in process memory only")
             return
-        if not await self.ping():
-            self.mark_down(self.last_error or "unreachable")
+        if not await self.probe():
+            self._start_reconnecting()
 
-    async def ping(self) -> bool:
+    async def probe(self) -> bool:
+        """Whether Redis takes writes now: a PING, then a small expiring write under the
+        service's prefix. Switches new sessions to Redis, or to memory, accordingly."""
         if self.client is None:
             return False
         started = time.perf_counter()
         try:
             await self.client.ping()
-        except REDIS_DOWN as error:
-            self.last_error = f"{type(error).__name__}: {error}"
+            self.ping_ms = round((time.perf_counter() - started) * 1000, 3)
+            await self.client.set(keys.PROBE, "1", px=PROBE_TTL_MS)
+            if self.problem is not None and self.problem.kind == "OOM":
+                memory = await self.client.info("memory")
+                limit = int(memory["maxmemory"])
+                if limit and int(memory["used_memory"]) > OOM_RECOVERY_FILL * limit:
+                    return False  # still nearly full: stay on memory, same problem
+        except Exception as error:
+            self._down(classify(error) or _probe_failed(error))
             return False
-        self.ping_ms = round((time.perf_counter() - started) * 1000, 3)
         if self.mode != "redis":
-            log.info("Redis is up at %s: new sessions are stored in Redis", _safe(self.redis_url))
+            url = _safe(self.redis_url)
+            log.info("Redis takes writes at %s: new sessions are stored in Redis", url)
         self.mode = "redis"
-        self.last_error = None
+        self.problem = None
         return True
 
-    def mark_down(self, error: BaseException | str) -> None:
-        """Switch new sessions to memory and start reconnecting (once)."""
-        self.last_error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        if self.mode == "redis" or self._reconnect is None:
+    def unavailable(self, error: BaseException) -> bool:
+        """If `error` means Redis can't serve now, switch new sessions to memory, start
+        probing for its return, and answer True; False for any other error (a bug: the
+        caller re-raises it)."""
+        problem = classify(error)
+        if problem is None:
+            return False
+        self._down(problem)
+        self._start_reconnecting()
+        return True
+
+    def _down(self, problem: Unavailable) -> None:
+        # One warning per change of state (not per failed request or probe).
+        changed = self.mode == "redis" or self.problem is None or self.problem.kind != problem.kind
+        if changed:
             log.warning(
-                "Redis unavailable (%s): answering from in-memory storage (degraded)",
-                self.last_error,
+                "%s (%s): answering from in-memory storage (degraded)",
+                problem.reason,
+                problem.detail,
             )
         self.mode = "memory"
+        self.problem = problem
+
+    def _start_reconnecting(self) -> None:
         if self._reconnect is None or self._reconnect.done():
             self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
 
     async def _reconnect_loop(self) -> None:
         delay = 0.25
-        while not await self.ping():
+        while not await self.probe():
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
 
@@ -173,6 +251,13 @@ class Storage:
                 await self._reconnect
         if self.client is not None:
             await self.client.aclose()
+
+
+def _probe_failed(error: BaseException) -> Unavailable:
+    """A probe that failed for another reason (an ACL forbidding the write...): not healthy."""
+    return Unavailable(
+        "probe", "the Redis health probe failed", False, f"{type(error).__name__}: {error}"
+    )
 
 
 def _safe(url: str | None) -> str:

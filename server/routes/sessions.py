@@ -19,7 +19,18 @@ from session_policy.ids import session_belongs_to
 from session_policy.models import Session
 from session_policy.transcript import interactions, text_messages
 
-router = APIRouter(prefix="/sessions", tags=["sessions"], responses={422: {"model": ErrorResponse}})
+router = APIRouter(
+    prefix="/sessions",
+    tags=["sessions"],
+    responses={
+        422: {"model": ErrorResponse},
+        503: {
+            "model": ErrorResponse,
+            "description": "Redis holds these sessions but can't do this now (it refuses writes, "
+            "or stopped answering); the message says why.",
+        },
+    },
+)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items.")]
 

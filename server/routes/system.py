@@ -49,7 +49,7 @@ async def status(service: ServiceDep) -> dict[str, Any]:
 async def metrics(service: ServiceDep) -> PlainTextResponse:
     """Prometheus metrics: turns, turn latency, sessions ended by reason, cleanup runs and
     duration, active sessions, Redis used memory, storage mode."""
-    await service.metrics.refresh(service)
+    await service.metrics.refresh(service.storage)
     return PlainTextResponse(
         generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
