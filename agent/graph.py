@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
 
@@ -66,7 +65,8 @@ def _make_model_node(model: BaseChatModel, tools: list[Any]) -> RunnableLambda[A
     bound = model.bind_tools(tools)
 
     def prompt(state: AgentState) -> list[BaseMessage]:
-        system = SYSTEM_PROMPT.format(today=datetime.now(UTC).strftime("%A %Y-%m-%d"))
+        # No date of ours in the prompt: the tools count days in the place's own calendar.
+        system = SYSTEM_PROMPT
         facts = describe_facts(state.get("user_facts") or {})
         if facts:
             system += USER_FACTS_PROMPT.format(facts=facts)

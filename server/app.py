@@ -15,9 +15,10 @@ from server import errors
 from server.agent_runnable import SessionAgent, admitting_identity, json_body
 from server.auth import TokenAuth
 from server.config import Settings, load_settings
+from server.cors import install_cors
 from server.limits import BodySizeLimit
 from server.logs import setup_logging
-from server.routes import chat, sessions, system
+from server.routes import chat, legacy, sessions, system
 from server.service import VERSION, Service, start_service
 from server.timing import ServerTiming
 from session_policy.manager import SessionManager
@@ -72,7 +73,10 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
         # without a valid token.
         app.add_middleware(TokenAuth, secret=settings.auth_secret.get_secret_value())
     app.add_middleware(ServerTiming)  # its time includes the checks above
-    app.add_middleware(errors.CatchAll)  # outermost: nothing escapes the app
+    app.add_middleware(errors.CatchAll)  # nothing escapes the app
+    # Outside CatchAll, so a 500 carries CORS headers too (a page can read it); CORS
+    # answers preflights itself and raises nothing.
+    install_cors(app, settings.allowed_origins)
     add_routes(
         app,
         SessionAgent(manager, admit),
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None, **service_overrides: Any) -> Fa
     app.include_router(sessions.router)
     app.include_router(system.router)
     app.include_router(system.probes)
+    app.include_router(legacy.router)
     return app
 
 

@@ -102,6 +102,24 @@ def authorize(request: Request, user_id: str) -> None:
         raise HTTPException(403, f"this token may not act for user {user_id!r}")
 
 
+def acting_user(request: Request, user_id: str | None, default: str) -> str:
+    """Who a request acts for when it may leave its user out (the original API's `/chat`).
+
+    Named: that user, if the caller may act for them (403 otherwise). Unnamed: the token's
+    user in AUTH_MODE=token, `default` with AUTH_MODE=none; an admin token names no user,
+    so it must say which (422).
+    """
+    if user_id is not None:
+        authorize(request, user_id)
+        return user_id
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # AUTH_MODE=none
+        return default
+    if principal.user_id is None:
+        raise HTTPException(422, "userId: required with an admin token (it names no user)")
+    return principal.user_id
+
+
 def require_admin(request: Request) -> None:
     if not principal_of(request).admin:
         raise HTTPException(403, "an admin token is required")

@@ -1,4 +1,4 @@
-"""The `weather-agent` command line: serve, chat, demo, monitor."""
+"""The `weather-agent` command line: serve, chat, demo, monitor, cleanup, token."""
 
 from __future__ import annotations
 
@@ -296,6 +296,75 @@ def monitor(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
+
+
+def _print_sweep(report: dict[str, Any], where: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    console.print(
+        f"Cleanup of {where}: ended {report['endedCount']} expired sessions "
+        f"in {report['durationMs']:.1f} ms"
+    )
+    for record in report["ended"]:
+        console.print(
+            f"  {record['sessionId']}  {record['endReason']}  "
+            f"{record['conversationCount']} conversations"
+        )
+
+
+@cli.command()
+def cleanup(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="A running server: POST its /system/cleanup (e.g. http://127.0.0.1:8000)."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="WEATHER_AGENT_TOKEN", help="Admin token, for AUTH_MODE=token."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """End expired sessions now: one cleanup sweep, as the timer runs every CLEANUP_INTERVAL.
+
+    With --url, the server does it. Without, the sweep runs here against REDIS_URL (no
+    server needed); with no REDIS_URL either, the sessions live in a local server's
+    embedded Redis, so it asks http://127.0.0.1:$PORT."""
+    settings = _settings()
+    if url is None and not settings.redis_url:
+        url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    if url is not None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = httpx.post(f"{url.rstrip('/')}/system/cleanup", headers=headers, timeout=60)
+        except httpx.HTTPError as error:
+            console.print(f"[red]cannot reach {url}: {error}[/red]")
+            raise typer.Exit(1) from None
+        if response.status_code != 200:
+            console.print(f"[red]{url} answered {response.status_code}: {response.text}[/red]")
+            raise typer.Exit(1)
+        _print_sweep(response.json(), url, as_json)
+        return
+    report = asyncio.run(_sweep_here(settings))
+    _print_sweep(report, "REDIS_URL", as_json)
+
+
+async def _sweep_here(settings: Settings) -> dict[str, Any]:
+    from server.housekeeping import sweep_report
+    from session_policy.cleanup import Cleanup
+    from session_policy.storage import Storage
+
+    storage = Storage(settings, settings.redis_url)
+    await storage.start()
+    try:
+        if storage.mode != "redis":
+            console.print(f"[red]Redis is unreachable: {storage.last_error}[/red]")
+            raise typer.Exit(1)
+        return await sweep_report(Cleanup(storage, settings.cleanup_interval_seconds))
+    finally:
+        await storage.close()
 
 
 def main() -> None:

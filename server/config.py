@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -25,6 +26,11 @@ class Settings(AgentSettings, SessionSettings):
     rate_limit_per_minute: int = Field(
         default=60, ge=0, le=100_000, description="Messages per user per minute; 0: no limit."
     )
+    cors_origins: str | None = Field(
+        default=None,
+        description="Origins whose web pages may call the API: comma-separated, or `*`. "
+        "Unset: `*` with AUTH_MODE=none, none with AUTH_MODE=token.",
+    )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -34,6 +40,36 @@ class Settings(AgentSettings, SessionSettings):
         if self.auth_mode == "token" and len(secret) < 32:
             raise ValueError("AUTH_MODE=token needs AUTH_SECRET of at least 32 characters")
         return self
+
+    @model_validator(mode="after")
+    def _origins_named_for_tokens(self) -> Settings:
+        origins = self.allowed_origins  # also checks each origin's form
+        if self.auth_mode == "token" and "*" in origins:
+            raise ValueError(
+                "AUTH_MODE=token needs CORS_ORIGINS to name its origins (e.g. "
+                "CORS_ORIGINS=https://chat.example.com,https://app.example.com), not '*': "
+                "any web page could then use a token it got hold of"
+            )
+        return self
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The origins CORS lets in (`["*"]`: any); `[]`: no cross-origin calls."""
+        if self.cors_origins is None:
+            return ["*"] if self.auth_mode == "none" else []
+        origins = [part.strip().rstrip("/") for part in self.cors_origins.split(",")]
+        origins = [origin for origin in origins if origin]
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CORS_ORIGINS: {origin!r} is not an origin: give scheme://host[:port] "
+                    "(no path), comma-separated, or '*'"
+                )
+        return origins
+
+
+# scheme://host[:port], as a browser sends it in `Origin`.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 class ConfigError(ValueError):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from session_policy.ids import InvalidIdError, validate_user_id
 from session_policy.models import EndReason
@@ -27,31 +34,50 @@ def check_user_id(user_id: object) -> str:
 # Validated by `check_user_id` (its message says what is allowed); the schema states the same
 # rule as a pattern (not only dots: a lookahead, which schemathesis leaves as written rather than
 # merging the length into a quantifier of its own) and a length.
-UserId = Annotated[
-    str,
-    AfterValidator(check_user_id),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^(?!\.+$)[A-Za-z0-9_.@-]+$",
-            "minLength": 1,
-            "maxLength": 128,
-            "description": USER_ID_DESCRIPTION,
-            "examples": ["user123"],
-        }
-    ),
-]
+USER_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^(?!\.+$)[A-Za-z0-9_.@-]+$",
+    "minLength": 1,
+    "maxLength": 128,
+    "description": USER_ID_DESCRIPTION,
+    "examples": ["user123"],
+}
+UserId = Annotated[str, AfterValidator(check_user_id), WithJsonSchema(USER_ID_SCHEMA)]
+
+
+DEFAULT_USER_ID = "default"  # the original API's user when a request names none
+
+
+class Answered(BaseModel):
+    """`success: true` on every answer, as the original API sent it (errors have none)."""
+
+    success: Literal[True] = Field(
+        default=True, description="Always true: errors answer `{error}` with a 4xx/5xx status."
+    )
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1, examples=["Weather in London?"])
-    userId: UserId
+    # Optional, but a string when given: the schema is the user id's alone (not nullable).
+    userId: Annotated[UserId | None, WithJsonSchema(USER_ID_SCHEMA)] = Field(
+        default=None,
+        description=f"Optional, as in the original API: without it the user is "
+        f"`{DEFAULT_USER_ID}` (AUTH_MODE=none) or the token's user (AUTH_MODE=token).",
+    )
     stream: bool = Field(default=False, description="Answer as server-sent events.")
 
+    @field_validator("userId", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Left out means "the default user"; an explicit null is a client bug worth a 422.
+        if value is None:
+            raise ValueError("must be a string; leave userId out for the default user")
+        return value
 
-class ChatResponse(BaseModel):
+
+class ChatResponse(Answered):
     response: str = Field(examples=["Right now in London, United Kingdom it's 11°C ..."])
     userId: str
     sessionId: str = Field(examples=["session:user123:1764050000000"])
@@ -74,7 +100,7 @@ class SessionInfo(BaseModel):
     storage: Literal["redis", "memory"]
 
 
-class SessionsResponse(BaseModel):
+class SessionsResponse(Answered):
     userId: str
     activeSessions: int
     sessions: list[SessionInfo]
@@ -97,19 +123,27 @@ class Message(BaseModel):
     timestamp: str | None
 
 
-class HistoryResponse(BaseModel):
+class HistoryResponse(Answered):
     userId: str
     sessionId: str | None = Field(description="The current session, if any.")
     messages: list[Message]
     endedSessions: list[EndedSessionInfo]
+    history: list[Interaction] = Field(
+        description="The same messages as the original API listed them: one per conversation."
+    )
+    count: int = Field(description="Items in `history`.")
 
 
-class SessionHistoryResponse(BaseModel):
+class SessionHistoryResponse(Answered):
     userId: str
     sessionId: str
     status: Literal["active", "ended"]
     messages: list[Message] = Field(description="Empty once the session ended: its data is gone.")
     record: EndedSessionInfo | None = Field(description="The ended session's record.")
+    history: list[Interaction] = Field(
+        description="The same messages as the original API listed them: one per conversation."
+    )
+    count: int = Field(description="Items in `history`.")
 
 
 class EndRequest(BaseModel):
@@ -118,10 +152,31 @@ class EndRequest(BaseModel):
     reason: str = Field(default="manual", max_length=200, examples=["user_requested"])
 
 
-class EndResponse(BaseModel):
+class EndResponse(Answered):
     userId: str
     endedSessions: list[str]
     reason: str
+    message: str = Field(examples=["All sessions ended for user user123"])
+
+
+class Interaction(BaseModel):
+    """One conversation as the original API listed it."""
+
+    timestamp: str | None = Field(description="When the answer was made.")
+    message: str = Field(description="What the user said.")
+    response: str = Field(description="The agent's answer.")
+    sessionId: str
+
+
+class LegacyHistoryResponse(Answered):
+    userId: str
+    history: list[Interaction] = Field(description="The current session's conversations.")
+
+
+class CleanupResponse(Answered):
+    ended: list[EndedSessionInfo] = Field(description="The sessions this sweep ended.")
+    endedCount: int
+    durationMs: float = Field(description="How long the sweep took.")
 
 
 class ErrorBody(BaseModel):

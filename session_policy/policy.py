@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, NotRequired, cast
 
 from langchain_core.messages import AnyMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.config import get_store
+from langgraph.graph import MessagesState
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
@@ -60,6 +61,23 @@ class UserFacts(TypedDict, total=False):
 
 
 FactsExtractor = Callable[[str], UserFacts]
+
+
+class SessionThreadState(MessagesState):
+    """A session's thread: its messages (LangGraph's `add_messages` reducer appends to
+    them), plus what the policy nodes keep there."""
+
+    session: NotRequired[SessionState]
+    """Written by the session policy nodes; absent when the graph runs without a policy."""
+    user_facts: NotRequired[UserFacts]
+    """What the user told about themselves that outlives the session (name, units)."""
+
+
+def facts_location(user_id: str) -> tuple[tuple[str, ...], str]:
+    """Where a user's facts live in the LangGraph store: (namespace, key)."""
+    # LangGraph stores refuse a namespace label with a period, which user ids may hold
+    # ("john.doe"); `%` is never in a user id, so the label stays unique to the user.
+    return (FACTS_NAMESPACE, user_id.replace(".", "%2E")), FACTS_KEY
 
 
 def _configurable(config: RunnableConfig) -> dict[str, Any]:
@@ -184,7 +202,7 @@ class SessionPolicy:
             update = self.gate_update(state, config)
             store = _store()
             if store is not None and self._starts_session(state, update):
-                update["user_facts"] = self._read_facts(store.get(*self._facts_key(update)))
+                update["user_facts"] = self.read_facts(store.get(*self._facts_key(update)))
             return update
 
         async def agate(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
@@ -192,7 +210,7 @@ class SessionPolicy:
             store = _store()
             if store is not None and self._starts_session(state, update):
                 item = await store.aget(*self._facts_key(update))
-                update["user_facts"] = self._read_facts(item)
+                update["user_facts"] = self.read_facts(item)
             return update
 
         return RunnableLambda(gate, afunc=agate, name=GATE_NODE)
@@ -229,17 +247,19 @@ class SessionPolicy:
         update: dict[str, Any], state: dict[str, Any] | None = None
     ) -> tuple[tuple[str, ...], str]:
         session = update.get("session") or (state or {}).get("session") or {}
-        # LangGraph stores refuse a namespace label with a period, which user ids may hold
-        # ("john.doe"); `%` is never in a user id, so the label stays unique to the user.
-        label = str(session.get("user_id", "anonymous")).replace(".", "%2E")
-        return (FACTS_NAMESPACE, label), FACTS_KEY
+        return facts_location(str(session.get("user_id", "anonymous")))
 
     def _facts_value(self, update: dict[str, Any]) -> dict[str, Any]:
+        return self.facts_value(update["user_facts"], self.facts_ttl_s)
+
+    def facts_value(self, facts: UserFacts, ttl_s: float) -> dict[str, Any]:
+        """The stored form of `facts`, kept for `ttl_s` seconds."""
         # The expiry travels with the value, so stores without TTL support honour it too;
         # Redis keys also get a TTL through the store's own TTL config.
-        return {**update["user_facts"], "expiresAt": self.clock_ms() + self.facts_ttl_s * 1000}
+        return {**facts, "expiresAt": self.clock_ms() + int(ttl_s * 1000)}
 
-    def _read_facts(self, item: Any) -> UserFacts:
+    def read_facts(self, item: Any) -> UserFacts:
+        """The facts of a stored item (`store.aget(*facts_location(user))`), if not expired."""
         if item is None or item.value.get("expiresAt", 0) <= self.clock_ms():
             return UserFacts()
         value: dict[str, Any] = item.value

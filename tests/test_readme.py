@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ import pytest
 from server.config import Settings
 from tests.server_process import ServerProcess
 
-README = (Path(__file__).parents[1] / "README.md").read_text()
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
@@ -35,6 +38,24 @@ def curl_examples() -> list[str]:
         joined = block.replace("\\\n", " ")
         commands += [line.strip() for line in joined.splitlines() if line.startswith("curl ")]
     return commands
+
+
+@pytest.mark.parametrize(
+    "code", re.findall(r"```python\n(.*?)```", README, flags=re.S), ids=lambda c: c[:40]
+)
+def test_python_examples_run(code: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MODEL")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,  # no .env of the developer's
+        env={**env, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
 
 
 def test_curl_examples_work(server: ServerProcess) -> None:

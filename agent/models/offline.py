@@ -64,7 +64,10 @@ class _WeatherRequest:
         self.place: str | None = args.get("location")
         self.units = args.get("units", "metric")
         if call["name"] == FORECAST_TOOL:
-            self.timeframe = Timeframe(int(args.get("start_day", 0)), int(args.get("days", 3)))
+            days = int(args.get("days") or (2 if args.get("start") == "weekend" else 3))
+            self.timeframe = Timeframe(
+                int(args.get("start_day", 0)), days, anchor=args.get("start")
+            )
         else:
             self.timeframe = NOW
 
@@ -214,7 +217,12 @@ class OfflineChatModel(BaseChatModel):
                 "available in this setup."
             )
         args: dict[str, Any] = {"location": place, "units": units}
-        if not timeframe.is_now:
+        if timeframe.anchor == "weekend":
+            args.update(start="weekend")  # the tool spans the weekend in the place's calendar
+        elif timeframe.anchor:
+            args.update(start=timeframe.anchor, days=timeframe.days)
+        elif not timeframe.is_now:
+            # "tomorrow", "next 3 days": counted from the place's today by the tool.
             args.update(start_day=timeframe.start_day, days=timeframe.days)
         call = ToolCall(name=wanted, args=args, id=f"call_offline_{turn}", type="tool_call")
         return AIMessage(content="", tool_calls=[call])

@@ -7,7 +7,7 @@ The offline model combines them with the conversation so far to decide what to d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -20,10 +20,17 @@ Intent = Literal[
 
 @dataclass(frozen=True)
 class Timeframe:
-    """`days == 0` means current conditions; otherwise a forecast window."""
+    """`days == 0` means current conditions; otherwise a forecast window.
+
+    `start_day` counts from the `today` the text was read against. A frame tied to a weekday
+    ("this weekend", "on Friday") also keeps that name in `anchor`, so the forecast tool can
+    place it in the asked-about place's own calendar (where today may be another day). Two
+    frames that cover the same days are equal, however they were said.
+    """
 
     start_day: int = 0
     days: int = 0
+    anchor: str | None = field(default=None, compare=False)
 
     @property
     def is_now(self) -> bool:
@@ -128,8 +135,8 @@ def parse_timeframe(text: str, today: date) -> Timeframe | None:
     if re.search(r"\bweekend\b", lowered):
         weekday = today.weekday()  # Monday = 0
         if weekday == 6:
-            return Timeframe(0, 1)
-        return Timeframe(max(0, 5 - weekday), 2 if weekday <= 5 else 1)
+            return Timeframe(0, 1, anchor="weekend")
+        return Timeframe(max(0, 5 - weekday), 2, anchor="weekend")
     match = re.search(rf"\b(?:next|coming|following)\s+{_NUMBER}\s+days\b", lowered) or re.search(
         rf"\b{_NUMBER}[- ]days?\b", lowered
     )
@@ -139,7 +146,7 @@ def parse_timeframe(text: str, today: date) -> Timeframe | None:
         return Timeframe(0, MAX_FORECAST_DAYS)
     for index, weekday_name in enumerate(_WEEKDAYS):
         if re.search(rf"\b{weekday_name}\b", lowered):
-            return Timeframe((index - today.weekday()) % 7, 1)
+            return Timeframe((index - today.weekday()) % 7, 1, anchor=weekday_name)
     if re.search(r"\btonight\b|\blater today\b", lowered):
         return Timeframe(0, 1)
     if re.search(r"\bforecast\b", lowered):

@@ -10,14 +10,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
-from server.auth import authorize
+from server.auth import acting_user
 from server.deps import ServiceDep
-from server.schemas import ChatRequest, ChatResponse, ErrorResponse
+from server.schemas import DEFAULT_USER_ID, ChatRequest, ChatResponse, ErrorResponse
 from session_policy.manager import TurnResult
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/chat", tags=["chat"])
+
+
+def _answer(result: TurnResult) -> dict[str, Any]:
+    """The JSON answer; the stream's `end` event carries it too, `success` included."""
+    return ChatResponse.model_validate(result.to_api()).model_dump()
 
 
 @router.post(
@@ -46,21 +51,23 @@ router = APIRouter(prefix="/chat", tags=["chat"])
     },
 )
 async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
-    """Send a message; it is answered in the user's active session (or a new one)."""
-    authorize(request, body.userId)
-    service.admit(body.userId, body.message)
+    """Send a message; it is answered in the user's active session (or a new one).
+
+    Without `userId` (as the original API allowed) the user is `default`, or the token's."""
+    user_id = acting_user(request, body.userId, DEFAULT_USER_ID)
+    service.admit(user_id, body.message)
     wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
     if not wants_stream:
-        result = await service.manager.chat(body.userId, body.message)
-        return result.to_api()
+        result = await service.manager.chat(user_id, body.message)
+        return _answer(result)
 
-    turn = service.manager.turn(body.userId, body.message)
+    turn = service.manager.turn(user_id, body.message)
     # Take the first event before answering, so a busy user gets a plain 409, not a stream.
     first = await anext(turn)
 
     def as_sse(event: str | TurnResult) -> dict[str, str]:
         if isinstance(event, TurnResult):
-            return {"event": "end", "data": json.dumps(event.to_api())}
+            return {"event": "end", "data": json.dumps(_answer(event))}
         return {"event": "token", "data": json.dumps({"text": event})}
 
     async def events() -> AsyncIterator[dict[str, str]]:
@@ -69,7 +76,7 @@ async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
             async for event in turn:
                 yield as_sse(event)
         except Exception as error:  # the stream is already open: report in-band
-            log.exception("streamed turn failed for %s", body.userId)
+            log.exception("streamed turn failed for %s", user_id)
             message = {"code": "internal_error", "message": type(error).__name__}
             yield {"event": "error", "data": json.dumps({"error": message})}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from server.deps import AuthorizedUser, ServiceDep
 from server.schemas import (
@@ -17,7 +16,8 @@ from server.schemas import (
     SessionsResponse,
 )
 from session_policy.ids import session_belongs_to
-from session_policy.models import Session, iso
+from session_policy.models import Session
+from session_policy.transcript import interactions, text_messages
 
 router = APIRouter(
     prefix="/sessions",
@@ -35,27 +35,17 @@ router = APIRouter(
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items.")]
 
 
-def _messages(messages: list[BaseMessage], limit: int) -> list[dict[str, Any]]:
-    """User and assistant text turns (tool traffic left out), the last `limit` of them."""
-    shown = []
-    for message in messages:
-        if isinstance(message, HumanMessage):
-            role = "user"
-        elif isinstance(message, AIMessage) and message.text and not message.tool_calls:
-            role = "assistant"
-        else:
-            continue
-        stamp = message.response_metadata.get("timestamp")
-        shown.append(
-            {"role": role, "content": message.text, "timestamp": iso(stamp) if stamp else None}
-        )
-    return shown[-limit:]
-
-
-async def _session_messages(service: ServiceDep, session: Session, limit: int) -> list[Any]:
+async def session_messages(service: ServiceDep, session: Session, limit: int) -> list[Any]:
+    """The session's last `limit` user and assistant messages, oldest first."""
     graph = service.manager.graph(service.storage.backing(session.backend))
     state = await graph.aget_state({"configurable": {"thread_id": session.session_id}})
-    return _messages(state.values.get("messages", []), limit)
+    return text_messages(state.values.get("messages", []), limit)
+
+
+def _listed(messages: list[dict[str, Any]], session_id: str) -> dict[str, Any]:
+    """The original API's `history` and `count` beside our `messages`."""
+    history = interactions(messages, session_id)
+    return {"history": history, "count": len(history)}
 
 
 @router.get("/{userId}", response_model=SessionsResponse)
@@ -76,11 +66,13 @@ async def history(userId: AuthorizedUser, service: ServiceDep, limit: Limit = 10
     sessions = await service.manager.active_sessions(userId)
     current = sessions[0] if sessions else None
     ended = await service.manager.ended_sessions(userId, limit)
+    messages = await session_messages(service, current, limit) if current else []
     return {
         "userId": userId,
         "sessionId": current.session_id if current else None,
-        "messages": await _session_messages(service, current, limit) if current else [],
+        "messages": messages,
         "endedSessions": [r.to_api() for r in ended],
+        **_listed(messages, current.session_id if current else ""),
     }
 
 
@@ -100,12 +92,14 @@ async def session_history(
         raise HTTPException(404, f"no session {sessionId[:80]!r} for user {userId!r}")
     for session in await service.manager.active_sessions(userId):
         if session.session_id == sessionId:
+            messages = await session_messages(service, session, limit)
             return {
                 "userId": userId,
                 "sessionId": sessionId,
                 "status": "active",
-                "messages": await _session_messages(service, session, limit),
+                "messages": messages,
                 "record": None,
+                **_listed(messages, sessionId),
             }
     record = await service.manager.ended_record(sessionId)
     if record is None:
@@ -116,6 +110,7 @@ async def session_history(
         "status": "ended",
         "messages": [],
         "record": record.to_api(),
+        **_listed([], sessionId),
     }
 
 
@@ -133,4 +128,9 @@ async def end_sessions(
     when this returns."""
     reason = body.reason if body else "manual"
     ended = await service.manager.end_user_sessions(userId, "manual")
-    return {"userId": userId, "endedSessions": ended, "reason": reason}
+    return {
+        "userId": userId,
+        "endedSessions": ended,
+        "reason": reason,
+        "message": f"All sessions ended for user {userId}",
+    }

@@ -9,8 +9,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.auth import require_admin
+from server.compat import health_report, system_fields
 from server.deps import ServiceDep
+from server.housekeeping import sweep_report
 from server.monitoring import memory_report, status_report
+from server.schemas import CleanupResponse
 
 # In AUTH_MODE=token these need an admin token; /health and /ready stay open for probes.
 router = APIRouter(prefix="/system", tags=["system"], dependencies=[Depends(require_admin)])
@@ -21,13 +24,20 @@ probes = APIRouter(tags=["system"])
 async def memory(service: ServiceDep) -> dict[str, Any]:
     """Redis memory (used, peak, maxmemory), keys by kind, sessions, bytes per session,
     and this process's resident memory."""
-    return await memory_report(service)
+    return {**await memory_report(service), **system_fields(service)}
+
+
+@router.post("/cleanup", response_model=CleanupResponse)
+async def cleanup(service: ServiceDep) -> dict[str, Any]:
+    """Run one cleanup sweep now (as the timer does every CLEANUP_INTERVAL) and answer the
+    sessions it ended. Counted in `/system/status`'s cleanup statistics like any run."""
+    return await sweep_report(service.cleanup)
 
 
 @router.get("/status")
 async def status(service: ServiceDep) -> dict[str, Any]:
     """`ok` on Redis, `degraded` on the in-memory fallback; configuration and statistics."""
-    return await status_report(service)
+    return {**await status_report(service), **system_fields(service)}
 
 
 @probes.get(
@@ -46,9 +56,10 @@ async def metrics(service: ServiceDep) -> PlainTextResponse:
 
 
 @probes.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+async def health(service: ServiceDep) -> dict[str, Any]:
+    """Liveness: the process answers (200). The body is the original API's: `status:
+    "healthy"`, the time, and which features are on."""
+    return health_report(service)
 
 
 @probes.get("/ready", responses={503: {"description": "No storage can take sessions."}})

@@ -4,8 +4,10 @@
 thread. It answers `POST /v1/chat/completions` the way OpenAI does, with a fixed script:
 
 * the last message is a tool result (role "tool") -> a final assistant answer quoting the
-  `temperature` field of that tool result: "It is <temperature> in London.";
-* otherwise -> one tool call, `get_current_weather({"location": "London"})`.
+  `temperature` field of that tool result: "It is <temperature> in London." (for a
+  forecast result, its days by label and date: "Forecast for <location>: <day> (<date>), ...");
+* otherwise -> one tool call, `get_current_weather({"location": "London"})`, or the call
+  set with `call_tool()`.
 
 Non-streaming requests get a `chat.completion` object; streaming requests (`"stream": true`)
 get `text/event-stream` `chat.completion.chunk` events (tool-call arguments and answer text
@@ -96,6 +98,7 @@ class _State:
     failure: Failure | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    tool_call: tuple[str, dict[str, Any]] = (TOOL_NAME, TOOL_ARGUMENTS)
 
 
 def temperature_answer(tool_content: str) -> str:
@@ -107,19 +110,33 @@ def temperature_answer(tool_content: str) -> str:
     return f"It is {temperature} in London."
 
 
-def scripted_reply(body: dict[str, Any], call_id: str) -> Reply:
+def forecast_answer(tool_content: str) -> str | None:
+    """The scripted final answer for a forecast tool result; None if it is not one."""
+    try:
+        result = json.loads(tool_content)
+        days = ", ".join(f"{day['day']} ({day['date']})" for day in result["days"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return f"Forecast for {result['location']}: {days}."
+
+
+def scripted_reply(
+    body: dict[str, Any], call_id: str, tool_call: tuple[str, dict[str, Any]] | None = None
+) -> Reply:
     """The script: answer from a tool result if there is one, else ask for the weather."""
+    name, arguments = tool_call or (TOOL_NAME, TOOL_ARGUMENTS)
     messages: list[dict[str, Any]] = body.get("messages", [])
     last = messages[-1] if messages else {}
     if last.get("role") == "tool":
         content = last.get("content")
         if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
             content = "".join(part.get("text", "") for part in content)
-        return Reply(content=temperature_answer(str(content)))
+        answer = forecast_answer(str(content)) or temperature_answer(str(content))
+        return Reply(content=answer)
     offered = {tool["function"]["name"] for tool in body.get("tools", [])}
-    if TOOL_NAME not in offered:
-        return Reply(content=f"I have no {TOOL_NAME} tool, so I cannot look up the weather.")
-    return Reply(tool_call=ToolCall(call_id, TOOL_NAME, json.dumps(TOOL_ARGUMENTS)))
+    if name not in offered:
+        return Reply(content=f"I have no {name} tool, so I cannot look up the weather.")
+    return Reply(tool_call=ToolCall(call_id, name, json.dumps(arguments)))
 
 
 def split_text(text: str, pieces: int) -> list[str]:
@@ -269,6 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             failure = state.failure
             number = next(state.ids)
+            tool_call = state.tool_call
 
         if self.path != CHAT_COMPLETIONS_PATH:
             self._send_error(404, f"Unknown path {self.path}", "invalid_request_error")
@@ -280,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(400, "'messages' must be a non-empty array", "invalid_request_error")
             return
 
-        reply = scripted_reply(body, call_id=f"call_stub{number:04d}")
+        reply = scripted_reply(body, call_id=f"call_stub{number:04d}", tool_call=tool_call)
         completion_id = f"chatcmpl-stub{number:04d}"
         requested_model = str(body.get("model", "gpt-4o-mini"))
         model = requested_model + MODEL_SNAPSHOT_SUFFIX
@@ -413,6 +431,11 @@ class OpenAIStub:
         """Every request received so far, oldest first."""
         with self._state.lock:
             return list(self._state.requests)
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> None:
+        """Ask for this tool call (instead of `get_current_weather` in London) from now on."""
+        with self._state.lock:
+            self._state.tool_call = (name, arguments)
 
     def fail_with(self, failure: Failure | None) -> None:
         """Answer every following request with `failure` (None: back to the script)."""

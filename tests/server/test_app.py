@@ -20,7 +20,13 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
 
 
 def test_health(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    # The original API's body (its `status` value "healthy" replaced our "ok"; see README).
+    body = client.get("/health").json()
+    assert set(body) == {"status", "timestamp", "features"}
+    assert body["status"] == "healthy"
+    assert body["timestamp"].endswith("Z")
+    features = {"langchain": False, "redis": False, "weatherAPI": False, "sessionManagement": True}
+    assert body["features"] == features
 
 
 def test_invoke_the_agent_in_memory(client: TestClient) -> None:

@@ -14,11 +14,14 @@ from session_policy.redis_server import EmbeddedRedis
 from tests.server_process import ServerProcess
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
+ALLOWED_ORIGIN = "http://chat.example.test:8080"
 
 
 @pytest.fixture(scope="module")
 def secured(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
-    process = ServerProcess(server_redis.url, AUTH_MODE="token", AUTH_SECRET=SECRET).start()
+    process = ServerProcess(
+        server_redis.url, AUTH_MODE="token", AUTH_SECRET=SECRET, CORS_ORIGINS=ALLOWED_ORIGIN
+    ).start()
     yield process
     process.stop()
 
@@ -126,3 +129,64 @@ def test_admin_token(
     assert ended.status_code == 200
     assert len(ended.json()["endedSessions"]) == 1
     assert httpx.get(f"{secured.url}/sessions/{bob}", headers=as_bob).json()["activeSessions"] == 0
+
+
+def test_chat_without_user_id_is_the_token_s_user(
+    secured: ServerProcess, alice_and_bob: tuple[str, str, dict[str, str], dict[str, str]]
+) -> None:
+    alice, bob, as_alice, _ = alice_and_bob
+    answer = httpx.post(f"{secured.url}/chat", json={"message": "hi"}, headers=as_alice)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["userId"] == alice
+    assert answer.json()["sessionId"].startswith(f"session:{alice}:")
+    history = httpx.get(f"{secured.url}/history/{alice}", headers=as_alice)
+    assert [item["message"] for item in history.json()["history"]] == ["hi"]
+    assert httpx.get(f"{secured.url}/history/{bob}", headers=as_alice).status_code == 403
+    assert httpx.get(f"{secured.url}/history/{alice}").status_code == 401
+    as_admin = bearer(mint(SECRET, None, admin=True))
+    refused = httpx.post(f"{secured.url}/chat", json={"message": "hi"}, headers=as_admin)
+    assert refused.status_code == 422
+    assert "admin token" in refused.json()["error"]["message"]
+
+
+def test_cleanup_needs_an_admin_token(
+    secured: ServerProcess, alice_and_bob: tuple[str, str, dict[str, str], dict[str, str]]
+) -> None:
+    _, _, as_alice, _ = alice_and_bob
+    assert httpx.post(f"{secured.url}/system/cleanup").status_code == 401
+    assert httpx.post(f"{secured.url}/system/cleanup", headers=as_alice).status_code == 403
+    as_admin = bearer(mint(SECRET, None, admin=True))
+    answer = httpx.post(f"{secured.url}/system/cleanup", headers=as_admin)
+    assert answer.status_code == 200
+    assert answer.json()["success"] is True
+
+
+def preflight(url: str, origin: str) -> httpx.Response:
+    return httpx.options(
+        f"{url}/chat",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+
+
+def test_token_mode_lets_only_the_named_origins_in(
+    secured: ServerProcess, alice_and_bob: tuple[str, str, dict[str, str], dict[str, str]]
+) -> None:
+    _, _, as_alice, _ = alice_and_bob
+    allowed = preflight(secured.url, ALLOWED_ORIGIN)  # no token: preflights carry none
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    other = preflight(secured.url, "http://elsewhere.example.test")
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
+    answer = httpx.post(
+        f"{secured.url}/chat",
+        json={"message": "hi"},
+        headers={**as_alice, "Origin": ALLOWED_ORIGIN},
+    )
+    assert answer.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "Server-Timing" in answer.headers["access-control-expose-headers"]

@@ -31,6 +31,8 @@ FUZZED: dict[str, tuple[GenerationMode, ...]] = {
         GenerationMode.NEGATIVE,
     ),
     "POST /sessions/{userId}/end": (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+    "GET /history/{userId}": (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+    "POST /system/cleanup": (GenerationMode.POSITIVE,),
     "GET /system/memory": (GenerationMode.POSITIVE,),
     "GET /system/status": (GenerationMode.POSITIVE,),
     "GET /metrics": (GenerationMode.POSITIVE,),
