@@ -359,7 +359,7 @@ async def _sweep_here(settings: Settings) -> dict[str, Any]:
     storage = Storage(settings, settings.redis_url)
     await storage.start()
     try:
-        if storage.mode != "redis":
+        if not storage.writable:
             console.print(f"[red]Redis is unreachable: {storage.last_error}[/red]")
             raise typer.Exit(1)
         return await sweep_report(Cleanup(storage, settings.cleanup_interval_seconds))

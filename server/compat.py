@@ -19,7 +19,7 @@ def features(service: Service) -> dict[str, bool]:
     `redis` is sessions stored in Redis now, `weatherAPI` is forecasts from Open-Meteo."""
     return {
         "langchain": service.model_name != "offline",
-        "redis": service.storage.mode == "redis",
+        "redis": service.storage.writable,
         "weatherAPI": service.weather_name != "simulated",
         "sessionManagement": True,
     }

@@ -61,7 +61,7 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
     conversations = round(sum(counts) / len(counts) * active) if counts else 0
     return {
         "available": True,
-        "writable": storage.mode == "redis",
+        "writable": storage.writable,
         "usedMemory": info["used_memory"],
         "usedMemoryHuman": info["used_memory_human"],
         "usedMemoryPeak": info["used_memory_peak"],
@@ -98,7 +98,7 @@ async def memory_report(service: Service) -> dict[str, Any]:
 
 async def status_report(service: Service) -> dict[str, Any]:
     storage = service.storage
-    if storage.mode == "redis":
+    if storage.writable:
         # With what fails: a Redis demoted to a replica, or full, still answers PING.
         await storage.probe()
     settings = service.settings
@@ -116,9 +116,9 @@ async def status_report(service: Service) -> dict[str, Any]:
         "storageMode": storage.mode,
         "redis": {
             "configured": storage.redis is not None,
-            "connected": storage.mode == "redis",
+            "connected": storage.writable,
             "readable": storage.reads_redis,
-            "pingMs": storage.ping_ms if storage.mode == "redis" else None,
+            "pingMs": storage.ping_ms if storage.writable else None,
             "lastError": storage.last_error,
         },
         "sessionConfig": {

@@ -20,7 +20,7 @@ Each value is the serde's `(type, bytes)` pair stored as ``type NUL bytes``. Wri
 one Lua script each, which first checks the session's guard: no meta hash
 (`keys.session_meta(thread_id)`), no write, so a late write for an ended session is dropped and
 never brings its thread back; with one, the thread expires when the session's keys do (the
-meta field `keys.EXPIRES_AT_FIELD`, epoch ms). A `put` replaces the namespace's checkpoint and
+meta field `keys.KEEP_UNTIL_FIELD`, epoch ms). A `put` replaces the namespace's checkpoint and
 drops the writes of any other checkpoint. A read is one `HGETALL`; a delete one `DEL` (the
 service ends sessions with `RedisSessionStore`'s Lua, which deletes the thread with them).
 
@@ -192,7 +192,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         reply = await self._put(
             keys=_script_keys(thread_id),
             args=[
-                keys.EXPIRES_AT_FIELD,
+                keys.KEEP_UNTIL_FIELD,
                 ns,
                 checkpoint["id"],
                 self._record(config, checkpoint, metadata),
@@ -218,7 +218,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
         self._bind_loop()
         thread_id, ns = _thread_ns(config)
         checkpoint_id = config["configurable"]["checkpoint_id"]
-        args: list[str | bytes] = [keys.EXPIRES_AT_FIELD]
+        args: list[str | bytes] = [keys.KEEP_UNTIL_FIELD]
         for idx, (channel, value) in enumerate(writes):
             # LangGraph's rule: a special write (error, interrupt...) replaces the one before
             # it, a regular write is stored once.
@@ -318,7 +318,7 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
             log.warning(
                 "session %s has no %s field: its thread is written without expiry",
                 thread_id,
-                keys.EXPIRES_AT_FIELD,
+                keys.KEEP_UNTIL_FIELD,
             )
         elif reply == _DROPPED:
             log.debug("write for %s dropped: its session has ended", thread_id)

@@ -26,7 +26,7 @@ PREFIX = "wa"
 # arrived before the deadline may still read and write the thread after it (cleanup waits
 # for the turn, then deletes the thread), and a thread expired under that turn made the
 # graph start the conversation over and the session's count drop (3 -> 1) in its record.
-EXPIRES_AT_FIELD = "keepUntil"
+KEEP_UNTIL_FIELD = "keepUntil"
 
 # 64 spreads evenly over a few primaries (3 primaries with the usual slot ranges: 21/22/21).
 SHARDS = 64
@@ -61,7 +61,7 @@ def thread(thread_id: str) -> str:
 
 def session_meta(session_id: str) -> str:
     """Hash: userId, startTime, lastActivity, conversationCount, expiresAt, inactiveAt,
-    endsAt and endsBy (the first deadline and its reason), keepUntil (`EXPIRES_AT_FIELD`).
+    endsAt and endsBy (the first deadline and its reason), keepUntil (`KEEP_UNTIL_FIELD`).
     The checkpointer's guard: no meta, no write."""
     return _pattern(_tag(session_id), "meta") % session_id
 

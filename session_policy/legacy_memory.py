@@ -108,7 +108,7 @@ class MemoryStore:
 
     @property
     def redis_connected(self) -> bool:
-        return self.storage.mode == "redis"
+        return self.storage.writable
 
     async def initialize(self) -> None:
         """Connect and start the cleanup timer; done by the first call that needs it."""

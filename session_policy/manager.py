@@ -237,7 +237,7 @@ class SessionManager:
         return _TurnLock(backing, token) if locked else None
 
     async def _unlock(self, lock: _TurnLock, user_id: str) -> None:
-        if lock.backing is not self.storage.memory and self.storage.mode != "redis":
+        if lock.backing is not self.storage.memory and not self.storage.writable:
             # Redis failed during this turn (it has been answered from memory): the answer
             # does not wait for Redis a second time. The lock expires by itself if this fails.
             task = asyncio.get_running_loop().create_task(self._release(lock, user_id))

@@ -253,7 +253,7 @@ class RedisSessionStore:
                 new.session_id,
                 new.next_deadline_ms,
                 keep_until,
-                keys.EXPIRES_AT_FIELD,
+                keys.KEEP_UNTIL_FIELD,
                 keep_until,
                 "userId",
                 user_id,

@@ -126,6 +126,11 @@ class Storage:
         self._reconnect: asyncio.Task[None] | None = None
 
     @property
+    def writable(self) -> bool:
+        """New sessions go to Redis: it takes writes."""
+        return self.mode == "redis"
+
+    @property
     def status(self) -> Literal["ok", "degraded"]:
         """`ok` on Redis; `degraded` on the memory fallback (or memory by configuration)."""
         return "ok" if self.mode == "redis" else "degraded"
@@ -177,7 +182,7 @@ class Storage:
         """Redis answers reads now (it takes writes, or refuses only writes)."""
         if self.redis is None:
             return False
-        return self.mode == "redis" or (self.problem is not None and self.problem.reads)
+        return self.writable or (self.problem is not None and self.problem.reads)
 
     async def start(self) -> None:
         if self.redis is None:

@@ -114,7 +114,7 @@ def now_ms() -> int:
 def start_session(client: redis.Redis, thread_id: str, keep_until_ms: int | None = None) -> int:
     """The session's meta hash with its keep-until, as `RedisSessionStore` starts a session."""
     keep = now_ms() + HOUR_MS if keep_until_ms is None else keep_until_ms
-    client.hset(keys.session_meta(thread_id), keys.EXPIRES_AT_FIELD, keep)
+    client.hset(keys.session_meta(thread_id), keys.KEEP_UNTIL_FIELD, keep)
     return keep
 
 
@@ -184,7 +184,7 @@ class SessionsStarted(RedisSessionSaver):
 
     async def _start(self, config: RunnableConfig) -> None:
         meta = keys.session_meta(config["configurable"]["thread_id"])
-        await self.redis.hset(meta, keys.EXPIRES_AT_FIELD, now_ms() + HOUR_MS)
+        await self.redis.hset(meta, keys.KEEP_UNTIL_FIELD, now_ms() + HOUR_MS)
 
     async def aput(
         self,
@@ -635,7 +635,7 @@ async def test_guard_without_deadline_writes_and_warns(
             {"messages": [("user", "Weather in Oslo?")]}, thread_config(thread_id)
         )
     assert r.pttl(keys.thread(thread_id)) == -1
-    assert any(keys.EXPIRES_AT_FIELD in record.getMessage() for record in caplog.records)
+    assert any(keys.KEEP_UNTIL_FIELD in record.getMessage() for record in caplog.records)
 
 
 async def test_no_session_no_thread(saver: RedisSessionSaver, r: redis.Redis) -> None:
