@@ -38,21 +38,15 @@ ENV = {"MAX_CONVERSATIONS_PER_SESSION": "50", "RATE_LIMIT_PER_MINUTE": "0"}
 
 
 @pytest.fixture(scope="module")
-def shared_redis() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def rejecting(shared_redis: EmbeddedRedis) -> Iterator[list[ServerProcess]]:
-    with running_servers(shared_redis.url, 2, DOUBLE_TEXTING="reject", **ENV) as servers:
+def rejecting(server_redis: EmbeddedRedis) -> Iterator[list[ServerProcess]]:
+    with running_servers(server_redis.url, 2, DOUBLE_TEXTING="reject", **ENV) as servers:
         yield servers
 
 
 @pytest.fixture(scope="module")
-def queueing(shared_redis: EmbeddedRedis) -> Iterator[list[ServerProcess]]:
+def queueing(server_redis: EmbeddedRedis) -> Iterator[list[ServerProcess]]:
     env = {**ENV, "DOUBLE_TEXTING": "enqueue", "DOUBLE_TEXTING_TIMEOUT": "120"}
-    with running_servers(shared_redis.url, 2, **env) as servers:
+    with running_servers(server_redis.url, 2, **env) as servers:
         asyncio.run(warm_up(servers))
         yield servers
 
@@ -68,9 +62,9 @@ async def warm_up(servers: list[ServerProcess]) -> None:
 
 
 @pytest.fixture(scope="module")
-def short_wait(shared_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
+def short_wait(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
     """Queues (the default) for one second."""
-    with running_servers(shared_redis.url, 1, DOUBLE_TEXTING_TIMEOUT="1", **ENV) as servers:
+    with running_servers(server_redis.url, 1, DOUBLE_TEXTING_TIMEOUT="1", **ENV) as servers:
         yield servers[0]
 
 
@@ -122,12 +116,12 @@ async def test_reject_answers_or_refuses_each_message(rejecting: list[ServerProc
 
 
 async def test_enqueue_answers_every_message_in_the_order_sent(
-    queueing: list[ServerProcess], shared_redis: EmbeddedRedis
+    queueing: list[ServerProcess], server_redis: EmbeddedRedis
 ) -> None:
     """While a (long) turn runs, 20 messages arrive 20 ms apart at the two processes; once
     it is done they are answered one by one, in the order they were sent."""
     who = new_user()
-    held = hold_turn(shared_redis.url, who)
+    held = hold_turn(server_redis.url, who)
     sending = asyncio.create_task(send_all(queueing, who, STAGGER_S))
 
     async def all_queued() -> bool:
@@ -181,10 +175,10 @@ def hold_turn(redis_url: str, who: str) -> redis.Redis:
 
 
 async def test_a_message_waiting_past_the_timeout_gets_409(
-    short_wait: ServerProcess, shared_redis: EmbeddedRedis
+    short_wait: ServerProcess, server_redis: EmbeddedRedis
 ) -> None:
     who = new_user()
-    held = hold_turn(shared_redis.url, who)
+    held = hold_turn(server_redis.url, who)
     async with client(short_wait.url) as http:
         started = time.monotonic()
         refused = await http.post("/chat", json={"message": "hi", "userId": who})
@@ -204,10 +198,10 @@ async def test_a_message_waiting_past_the_timeout_gets_409(
 
 
 async def test_streams_wait_for_the_running_turn(
-    short_wait: ServerProcess, shared_redis: EmbeddedRedis
+    short_wait: ServerProcess, server_redis: EmbeddedRedis
 ) -> None:
     who = new_user()
-    held = hold_turn(shared_redis.url, who)
+    held = hold_turn(server_redis.url, who)
 
     async def release_soon() -> None:
         await asyncio.sleep(0.3)
@@ -224,7 +218,7 @@ async def test_streams_wait_for_the_running_turn(
         end = sse.text.split("event: end")[1].split("data: ", 1)[1].splitlines()[0]
         assert json.loads(end)["conversationCount"] == 1
 
-        hold_turn(shared_redis.url, who).close()
+        hold_turn(server_redis.url, who).close()
         release = asyncio.create_task(release_soon())
         langserve = await http.post(
             "/agent/stream",
