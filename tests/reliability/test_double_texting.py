@@ -1,10 +1,12 @@
-"""Double texting against two server processes on one Redis: 20 messages of one user, sent
-while each other's turns run, alternating between the processes.
+"""Double texting against two server processes on one Redis: 20 messages of one user while
+their turns run, alternating between the processes.
 
 `DOUBLE_TEXTING=reject`: each is answered or refused (409), and the session holds exactly the
-answered ones. `enqueue`: all are answered, one after the other in the order they were sent,
-and the conversation counts are exactly 1..20. A message that waits longer than
-`DOUBLE_TEXTING_TIMEOUT` gets the 409, and streams wait as plain answers do.
+answered ones. `enqueue`: all are answered, each once, the conversation counts exactly 1..20,
+and messages that arrive in a known order (each sent once the one before holds its place in
+line) are answered in that order. A message that waits longer than `DOUBLE_TEXTING_TIMEOUT`
+gets the 409, streams wait as plain answers do, and a waiter killed with its process does not
+block the queue.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
+import httpx
 import pytest
 import redis
 
@@ -22,9 +25,9 @@ from session_policy import keys
 from session_policy.redis_server import EmbeddedRedis
 from tests.reliability.helpers import (
     JSON,
-    chat,
     client,
     get_json,
+    kill_hard,
     running_servers,
     wait_until,
 )
@@ -33,7 +36,6 @@ from tests.server_process import ServerProcess
 pytestmark = pytest.mark.integration
 
 MESSAGES = 20
-STAGGER_S = 0.02  # messages sent this far apart arrive in the order sent
 ENV = {"MAX_CONVERSATIONS_PER_SESSION": "50", "RATE_LIMIT_PER_MINUTE": "0"}
 
 
@@ -47,18 +49,7 @@ def rejecting(server_redis: EmbeddedRedis) -> Iterator[list[ServerProcess]]:
 def queueing(server_redis: EmbeddedRedis) -> Iterator[list[ServerProcess]]:
     env = {**ENV, "DOUBLE_TEXTING": "enqueue", "DOUBLE_TEXTING_TIMEOUT": "120"}
     with running_servers(server_redis.url, 2, **env) as servers:
-        asyncio.run(warm_up(servers))
         yield servers
-
-
-async def warm_up(servers: list[ServerProcess]) -> None:
-    """A few turns on each process: a fresh one is slow for its first moments (the offline
-    gazetteer is built in the background), which would delay one process's messages behind
-    the other's by more than the stagger, and change their arrival order."""
-    for server in servers:
-        async with client(server.url) as http:
-            for _ in range(3):
-                await chat(http, "warm-up", "Weather in Paris?")
 
 
 @pytest.fixture(scope="module")
@@ -72,24 +63,30 @@ def new_user() -> str:
     return f"dt-{uuid.uuid4().hex[:8]}"
 
 
-async def send_all(servers: list[ServerProcess], who: str, stagger_s: float) -> list[JSON]:
-    """Message i goes to process i % 2, `stagger_s` after message i - 1; the answers (status
-    and body) in send order."""
+async def send_all(
+    servers: list[ServerProcess],
+    who: str,
+    arrived: Callable[[int], Awaitable[None]] | None = None,
+) -> list[JSON]:
+    """Message i goes to process i % 2: all at once, or, with `arrived`, each once that has
+    returned for the one before. The answers (status and body) in send order."""
     clients = [client(server.url) for server in servers]
 
     async def send(i: int) -> JSON:
-        await asyncio.sleep(i * stagger_s)
         response = await clients[i % len(clients)].post(
             "/chat", json={"message": f"hi {i}", "userId": who}
         )
         return {"status": response.status_code, **response.json()}
 
     try:
-        # The test process's first request stalls its event loop for a moment (lazy set-up
-        # in the HTTP client), which would bunch the staggered sends together.
-        for http in clients:
+        for http in clients:  # connected before the clock starts
             await get_json(http, "/health")
-        return list(await asyncio.gather(*(send(i) for i in range(MESSAGES))))
+        sending = []
+        for i in range(MESSAGES):
+            sending.append(asyncio.create_task(send(i)))
+            if arrived is not None:
+                await arrived(i)
+        return list(await asyncio.gather(*sending))
     finally:
         for http in clients:
             await http.aclose()
@@ -105,7 +102,7 @@ async def stored(server: ServerProcess, who: str) -> tuple[list[JSON], list[str]
 
 async def test_reject_answers_or_refuses_each_message(rejecting: list[ServerProcess]) -> None:
     who = new_user()
-    answers = await send_all(rejecting, who, stagger_s=0)  # all at once
+    answers = await send_all(rejecting, who)  # all at once
     assert {a["status"] for a in answers} == {200, 409}, answers
     assert all(a["error"]["code"] == "busy" for a in answers if a["status"] == 409)
     assert_served_in_one_session(answers)
@@ -118,18 +115,21 @@ async def test_reject_answers_or_refuses_each_message(rejecting: list[ServerProc
 async def test_enqueue_answers_every_message_in_the_order_sent(
     queueing: list[ServerProcess], server_redis: EmbeddedRedis
 ) -> None:
-    """While a (long) turn runs, 20 messages arrive 20 ms apart at the two processes; once
-    it is done they are answered one by one, in the order they were sent."""
+    """While a (long) turn runs, 20 messages arrive at the two processes in turn, each sent
+    once the one before holds its place in line (so their arrival order is exactly the
+    order sent); once that turn is done they are answered one by one, in that order."""
     who = new_user()
     held = hold_turn(server_redis.url, who)
-    sending = asyncio.create_task(send_all(queueing, who, STAGGER_S))
 
-    async def all_queued() -> bool:
-        return len(held.hkeys(keys.user_queue(who))) == MESSAGES + 1  # + the ticket counter
+    async def arrived(i: int) -> None:
+        async def queued() -> bool:  # + 1: the ticket counter
+            return len(held.hkeys(keys.user_queue(who))) == i + 1 + 1
 
-    await wait_until(all_queued, 60, f"{MESSAGES} messages waiting in the queue")
-    held.delete(keys.user_lock(who))
-    answers = await sending
+        await wait_until(queued, 60, f"message {i} waiting in the queue", interval_s=0.005)
+        if i == MESSAGES - 1:  # all 20 wait: the long turn is over
+            held.delete(keys.user_lock(who))
+
+    answers = await send_all(queueing, who, arrived)
     held.close()
     assert [a["status"] for a in answers] == [200] * MESSAGES, answers
     assert {a["storage"] for a in answers} == {"redis"}
@@ -144,7 +144,7 @@ async def test_enqueue_answers_every_message_sent_at_once(queueing: list[ServerP
     """20 messages at once, racing real turns on both processes: every one is answered,
     each once, the counts exactly 1..20, the history in the order they were answered."""
     who = new_user()
-    answers = await send_all(queueing, who, stagger_s=0)
+    answers = await send_all(queueing, who)
     assert [a["status"] for a in answers] == [200] * MESSAGES, answers
     assert_served_in_one_session(answers)
     assert sorted(a["conversationCount"] for a in answers) == list(range(1, MESSAGES + 1))
@@ -233,3 +233,35 @@ async def test_streams_wait_for_the_running_turn(
     assert [s["conversationCount"] for s in sessions] == [2]
     assert said == ["hi", "hi again"]
     held.close()
+
+
+async def test_a_waiter_killed_with_its_process_does_not_block_the_queue(
+    server_redis: EmbeddedRedis,
+) -> None:
+    """`kill -9` of a process whose message is first in line: its place expires (within
+    manager.QUEUE_PLACE_MS) and the message behind it, on the other process, is answered."""
+    who = new_user()
+    held = hold_turn(server_redis.url, who)
+    queue = keys.user_queue(who)
+    with running_servers(server_redis.url, 2, **ENV) as (doomed, survivor):
+        async with client(doomed.url) as first, client(survivor.url) as second:
+            doomed_turn = asyncio.create_task(
+                first.post("/chat", json={"message": "lost", "userId": who})
+            )
+
+            async def waiting(count: int) -> bool:
+                return len(held.hkeys(queue)) == count + 1  # + the ticket counter
+
+            await wait_until(lambda: waiting(1), 30, "the first message queued")
+            behind = asyncio.create_task(
+                second.post("/chat", json={"message": "hi", "userId": who})
+            )
+            await wait_until(lambda: waiting(2), 30, "the second message queued behind it")
+            kill_hard(doomed)
+            with pytest.raises(httpx.HTTPError):
+                await doomed_turn
+            held.delete(keys.user_lock(who))
+            answered = await behind
+    held.close()
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["conversationCount"] == 1
