@@ -130,6 +130,8 @@ async def status_report(service: Service) -> dict[str, Any]:
             "sessionHistoryRetention": settings.session_history_retention,
             "userMemoryTtl": settings.user_memory_ttl,
             "endSessionsOnShutdown": settings.end_sessions_on_shutdown,
+            "doubleTexting": settings.double_texting,
+            "doubleTextingTimeout": settings.double_texting_timeout,
         },
         "sessions": stats,
         "model": service.model_name,

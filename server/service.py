@@ -85,6 +85,7 @@ def make_manager(
         graph_for,
         end_sessions_on_shutdown=settings.end_sessions_on_shutdown,
         events=events,
+        queue_s=settings.turn_queue_seconds,
     )
 
 

@@ -75,6 +75,17 @@ class SessionSettings(BaseSettings):
         description="Seconds a Redis command may take before Redis counts as down (memory).",
     )
     end_sessions_on_shutdown: bool = False
+    double_texting: Literal["reject", "enqueue"] = Field(
+        default="enqueue",
+        description="A user's message while their previous one is being answered: `enqueue` "
+        "waits for it (in arrival order, up to DOUBLE_TEXTING_TIMEOUT), `reject` is a 409.",
+    )
+    double_texting_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds a queued message waits for the user's turn before its 409.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -91,3 +102,8 @@ class SessionSettings(BaseSettings):
     @property
     def cleanup_interval_seconds(self) -> float:
         return self.cleanup_interval / 1000
+
+    @property
+    def turn_queue_seconds(self) -> float:
+        """How long a message waits for its user's running turn; 0: refused at once."""
+        return self.double_texting_timeout if self.double_texting == "enqueue" else 0.0

@@ -50,8 +50,9 @@ def _pattern(tag: str, kind: str) -> str:
 
 def shard_patterns(shard: int) -> list[str]:
     """Names in a shard, `%s` for the id: session meta, thread (by session id), and the
-    user's active pointer, ended records and turn lock (by user id)."""
-    return [_pattern(str(shard), kind) for kind in ("meta", "thread", "active", "ended", "lock")]
+    user's active pointer, ended records, turn lock and turn queue (by user id)."""
+    kinds = ("meta", "thread", "active", "ended", "lock", "queue")
+    return [_pattern(str(shard), kind) for kind in kinds]
 
 
 def thread(thread_id: str) -> str:
@@ -79,6 +80,17 @@ def user_ended(user_id: str) -> str:
 def user_lock(user_id: str) -> str:
     """String: the token of the turn in progress for the user (expires by itself)."""
     return _pattern(str(shard_of(user_id)), "lock") % user_id
+
+
+def user_queue(user_id: str) -> str:
+    """Hash: the user's messages waiting for the turn lock (DOUBLE_TEXTING=enqueue), each
+    waiting turn's token -> its ticket, a field that expires unless its waiter keeps polling;
+    and `QUEUE_NEXT`, the last ticket given out (the key expires with its last waiter)."""
+    return _pattern(str(shard_of(user_id)), "queue") % user_id
+
+
+QUEUE_NEXT = "#"
+"""Field of `user_queue` counting tickets (turn tokens are hex, so never `#`)."""
 
 
 def deadlines(shard: int) -> str:

@@ -102,6 +102,7 @@ class MemoryStore:
             self.storage,
             lambda backing: recording_graph(backing, self.policy),
             end_sessions_on_shutdown=self.settings.end_sessions_on_shutdown,
+            queue_s=self.settings.turn_queue_seconds,
         )
         self.cleanup = Cleanup(self.storage, self.settings.cleanup_interval_seconds)
         self.initialized = False

@@ -43,6 +43,11 @@ MAX_ATTEMPTS = 4  # expired session, ended by the gate, Redis failing: each cost
 # One checkpoint per turn, written when the turn is done (see the module docstring).
 DURABILITY: Durability = "exit"
 TURN_LOCK_MS = 120_000  # a crashed process's lock frees itself after this
+# How often a queued message asks for the turn lock again (DOUBLE_TEXTING=enqueue), and how
+# long its place is kept without asking: a bound on how long a waiter whose process died
+# holds up the queue, with room for a busy event loop or a slow Redis round trip.
+QUEUE_POLL_S = 0.05
+QUEUE_PLACE_MS = 5_000
 
 
 class SessionBusyError(RuntimeError):
@@ -96,8 +101,12 @@ class SessionManager:
         clock_ms: Callable[[], int] = now_ms,
         end_sessions_on_shutdown: bool = False,
         events: SessionEvents | None = None,
+        queue_s: float = 0.0,
     ) -> None:
+        """`queue_s`: how long a user's message waits for their running turn, in arrival
+        order (`SessionSettings.turn_queue_seconds`); 0 refuses it at once."""
         self.storage = storage
+        self.queue_s = queue_s
         self.graph_factory = graph_factory
         self.clock_ms = clock_ms
         self.end_sessions_on_shutdown = end_sessions_on_shutdown
@@ -204,16 +213,36 @@ class SessionManager:
                 await self._unlock(lock, user_id)
 
     async def _lock(self, user_id: str) -> _TurnLock:
-        """One turn at a time per user: concurrent messages are refused, not interleaved.
+        """One turn at a time per user: concurrent messages wait in line (`queue_s`) or
+        are refused, never interleaved. `SessionBusyError` when the wait is over."""
+        token = uuid.uuid4().hex
+        if not self.queue_s:
+            lock = await self._try(user_id, token, 0)
+        else:
+            deadline = time.monotonic() + self.queue_s
+            try:
+                lock = await self._try(user_id, token, QUEUE_PLACE_MS)
+                while lock is None and time.monotonic() < deadline:
+                    await asyncio.sleep(QUEUE_POLL_S)
+                    lock = await self._try(user_id, token, QUEUE_PLACE_MS)
+            finally:
+                if lock is None:  # timed out, cancelled (client gone) or failed
+                    await self._leave_queue(user_id, token)
+        if lock is None:
+            waited = f" (this one waited {self.queue_s:g} s)" if self.queue_s else ""
+            raise SessionBusyError(f"a message of {user_id!r} is still being answered{waited}")
+        return lock
+
+    async def _try(self, user_id: str, token: str, queue_ms: int) -> _TurnLock | None:
+        """One try for the turn lock, in the user's queue with `queue_ms`.
 
         Usually the lock and the user's session come in one round trip (`begin_turn`); a
         user with a memory session from an outage keeps it, so only the lock is taken.
         """
-        token = uuid.uuid4().hex
         backing = self.storage.current
         in_memory = await self.storage.memory.sessions.active(user_id) is not None
         try:
-            lock = await self._take(backing, user_id, token, with_session=not in_memory)
+            return await self._take(backing, user_id, token, queue_ms, with_session=not in_memory)
         except Exception as error:
             if not self.storage.unavailable(error):
                 # The script may have taken the lock before it failed: don't leave the
@@ -221,20 +250,27 @@ class SessionManager:
                 with contextlib.suppress(Exception):
                     await backing.sessions.unlock(user_id, token)
                 raise
-            lock = await self._take(self.storage.memory, user_id, token, with_session=False)
-        if lock is None:
-            raise SessionBusyError(f"a message of {user_id!r} is still being answered")
-        return lock
+            memory = self.storage.memory
+            return await self._take(memory, user_id, token, queue_ms, with_session=False)
 
     async def _take(
-        self, backing: Backing, user_id: str, token: str, *, with_session: bool
+        self, backing: Backing, user_id: str, token: str, queue_ms: int, *, with_session: bool
     ) -> _TurnLock | None:
+        sessions = backing.sessions
         if with_session:
             now = self.clock_ms()
-            session = await backing.sessions.begin_turn(user_id, token, TURN_LOCK_MS, now)
+            session = await sessions.begin_turn(
+                user_id, token, TURN_LOCK_MS, now, queue_ms=queue_ms
+            )
             return None if session is None else _TurnLock(backing, token, session)
-        locked = await backing.sessions.try_lock(user_id, token, TURN_LOCK_MS)
+        locked = await sessions.try_lock(user_id, token, TURN_LOCK_MS, queue_ms=queue_ms)
         return _TurnLock(backing, token) if locked else None
+
+    async def _leave_queue(self, user_id: str, token: str) -> None:
+        """Free the place of a message that stopped waiting (else it expires by itself)."""
+        for backing in self.storage.readable():
+            with contextlib.suppress(Exception):
+                await backing.sessions.leave_queue(user_id, token)
 
     async def _unlock(self, lock: _TurnLock, user_id: str) -> None:
         if lock.backing is not self.storage.memory and not self.storage.writable:

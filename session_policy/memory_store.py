@@ -34,6 +34,9 @@ class MemorySessionStore:
         self._counters: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._turn_locks: dict[str, tuple[str, float]] = {}  # user -> (token, expires at)
+        # user -> waiting turn's token -> (ticket, waiter alive until); user -> last ticket
+        self._queues: dict[str, dict[str, tuple[int, float]]] = {}
+        self._tickets: dict[str, int] = {}
 
     @property
     def sessions(self) -> list[Session]:
@@ -61,9 +64,9 @@ class MemorySessionStore:
         return self._sessions.get(self._active.get(user_id, ""))
 
     async def begin_turn(
-        self, user_id: str, token: str, lock_ms: int, now_ms: int
+        self, user_id: str, token: str, lock_ms: int, now_ms: int, *, queue_ms: int = 0
     ) -> Session | None:
-        if not await self.try_lock(user_id, token, lock_ms):
+        if not await self.try_lock(user_id, token, lock_ms, queue_ms=queue_ms):
             return None
         return await self.get_or_start(user_id, now_ms)
 
@@ -134,13 +137,47 @@ class MemorySessionStore:
         held = self._turn_locks.get(user_id)
         return held is not None and held[1] > time.monotonic()
 
-    async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
+    async def try_lock(self, user_id: str, token: str, ttl_ms: int, *, queue_ms: int = 0) -> bool:
+        # The rules of the Redis store's `take_lock` script.
         now = time.monotonic()
         held = self._turn_locks.get(user_id)
         if held is not None and held[1] > now:
-            return False
-        self._turn_locks[user_id] = (token, now + ttl_ms / 1000)
-        return True
+            if held[0] == token:
+                return True
+            if not queue_ms:
+                return False
+        elif not queue_ms:
+            self._turn_locks[user_id] = (token, now + ttl_ms / 1000)
+            return True
+        queue = {t: e for t, e in self._queues.get(user_id, {}).items() if e[1] > now}
+        mine = queue.get(token)
+        free = held is None or held[1] <= now
+        if free and not any(
+            other != token and (mine is None or entry[0] < mine[0])
+            for other, entry in queue.items()
+        ):
+            queue.pop(token, None)
+            self._set_queue(user_id, queue)
+            self._turn_locks[user_id] = (token, now + ttl_ms / 1000)
+            return True
+        if mine is None:
+            self._tickets[user_id] = self._tickets.get(user_id, 0) + 1
+        ticket = mine[0] if mine else self._tickets[user_id]
+        queue[token] = (ticket, now + queue_ms / 1000)
+        self._set_queue(user_id, queue)
+        return False
+
+    def _set_queue(self, user_id: str, queue: dict[str, tuple[int, float]]) -> None:
+        if queue:
+            self._queues[user_id] = queue
+        else:  # its ticket counter goes with its last waiter, as in Redis
+            self._queues.pop(user_id, None)
+            self._tickets.pop(user_id, None)
+
+    async def leave_queue(self, user_id: str, token: str) -> None:
+        queue = self._queues.get(user_id, {})
+        queue.pop(token, None)
+        self._set_queue(user_id, queue)
 
     async def unlock(self, user_id: str, token: str) -> None:
         held = self._turn_locks.get(user_id)

@@ -1,9 +1,10 @@
 """The session index on Redis: Lua scripts make every state change atomic and exactly-once.
 
-Layout (see `keys.py`): a meta hash per active session, the user's active-session pointer
-and turn lock, a per-user hash of ended-session records whose fields expire after the
-retention (hash-field TTLs, Redis 7.4+), and cleanup's index: a sorted set of deadlines per
-shard of users, never `KEYS` or `SCAN`. Once a session ends, no key named after it remains.
+Layout (see `keys.py`): a meta hash per active session, the user's active-session pointer,
+turn lock and queue of messages waiting for it (`DOUBLE_TEXTING=enqueue`), a per-user hash
+of ended-session records whose fields expire after the retention (hash-field TTLs, Redis
+7.4+), and cleanup's index: a sorted set of deadlines per shard of users, never `KEYS` or
+`SCAN`. Once a session ends, no key named after it remains.
 Every key of an active session expires by itself shortly after the session's hard deadline
 (a grace so that cleanup can still write the ended record, and a turn whose message arrived
 before the deadline can finish in its thread), which is the backstop when no server runs.
@@ -34,12 +35,15 @@ from session_policy.models import (
     iso,
 )
 
-# Every script: KEYS[1] the shard's deadline index, KEYS[2] its ended counts; ARGV[1..5] the
-# shard's name patterns (keys.shard_patterns: meta, thread, active, ended, lock).
+# Every script: KEYS[1] the shard's deadline index, KEYS[2] its ended counts; ARGV[1..6] the
+# shard's name patterns (keys.shard_patterns: meta, thread, active, ended, lock, queue).
 _SHARD = """
 local index, counts = KEYS[1], KEYS[2]
-local P = {meta = ARGV[1], thread = ARGV[2], active = ARGV[3], ended = ARGV[4], lock = ARGV[5]}
+local P = {meta = ARGV[1], thread = ARGV[2], active = ARGV[3], ended = ARGV[4], lock = ARGV[5],
+  queue = ARGV[6]}
 local function name(kind, id) return string.format(P[kind], id) end
+
+local QUEUE_NEXT = %s
 
 -- Ends a session once: {GONE} if it ended already; with reason "", only if it is due by
 -- `now` ({NOT_DUE} otherwise, its index entry set right) and for the reason in its meta;
@@ -82,16 +86,60 @@ local function release(lock, token)
   if redis.call('GET', lock) == token then return redis.call('DEL', lock) end
   return 0
 end
+
+-- Takes the user's turn lock for `token` (true; kept if it holds it already, as on a retry).
+-- With queue_ms 0 only a free lock is taken. With queue_ms > 0 the user's queue decides:
+-- the lock goes to the waiter with the lowest ticket, and a caller that can't have it now
+-- keeps its place (a newcomer takes the next ticket, at the back) for queue_ms; a waiter
+-- that stops asking (its process died) drops out when its field expires.
+local function take_lock(user, token, ttl, queue_ms)
+  local lock = name('lock', user)
+  local holder = redis.call('GET', lock)
+  if holder == token then return true end
+  if queue_ms == 0 then
+    if holder then return false end
+    redis.call('SET', lock, token, 'PX', ttl)
+    return true
+  end
+  local queue = name('queue', user)
+  local mine = redis.call('HGET', queue, token)
+  if not holder then
+    local ahead = false
+    local waiting = redis.call('HGETALL', queue)
+    for i = 1, #waiting, 2 do
+      local other = waiting[i]
+      if other ~= QUEUE_NEXT and other ~= token
+        and (not mine or tonumber(waiting[i + 1]) < tonumber(mine)) then
+        ahead = true
+        break
+      end
+    end
+    if not ahead then
+      if mine then redis.call('HDEL', queue, token) end
+      redis.call('SET', lock, token, 'PX', ttl)
+      return true
+    end
+  end
+  if not mine then
+    redis.call('HSET', queue, token, redis.call('HINCRBY', queue, QUEUE_NEXT, 1))
+  end
+  redis.call('HPEXPIRE', queue, queue_ms, 'FIELDS', 1, token)
+  -- The key (and its ticket counter) lives as long as its longest-lived waiter.
+  redis.call('PEXPIRE', queue, queue_ms)
+  return false
+end
 """
+_SHARD %= repr(keys.QUEUE_NEXT)  # a Lua string literal, as Python writes it
 _GONE, _NOT_DUE, _BUSY, _ENDED = 0, 1, 2, 3
 
-# ARGV[6] user, [7] new session id, [8] its first deadline (endsAt), [9] keepUntil, then the
-# new session's meta as field, value pairs; with a lock, its token and TTL (ms) come last.
+# ARGV[7] user, [8] new session id, [9] its first deadline (endsAt), [10] keepUntil, then the
+# new session's meta as field, value pairs; with a lock, its token, TTL and queue time (ms)
+# come last.
 # Returns {session id, meta, 1 if it started now} or {"", {}, 2}: that id is an ended
 # session's (same millisecond), try the next one.
 _GET_OR_START_FUNCTION = """
 local function get_or_start(fields)
-  local user, sid, keep = ARGV[6], ARGV[7], ARGV[9]
+  local user, sid, keep = ARGV[7], ARGV[8], ARGV[10]
   local active = name('active', user)
   local current = redis.call('GET', active)
   if current then
@@ -104,51 +152,53 @@ local function get_or_start(fields)
   redis.call('HSET', meta, unpack(fields))
   redis.call('PEXPIREAT', meta, keep)
   redis.call('SET', active, sid, 'PXAT', keep)
-  redis.call('ZADD', index, ARGV[8], sid)
+  redis.call('ZADD', index, ARGV[9], sid)
   return {sid, redis.call('HGETALL', meta), 1}
 end
 """
-_GET_OR_START = _SHARD + _GET_OR_START_FUNCTION + "return get_or_start({unpack(ARGV, 10)})\n"
+_GET_OR_START = _SHARD + _GET_OR_START_FUNCTION + "return get_or_start({unpack(ARGV, 11)})\n"
 
-# As _GET_OR_START, after taking the user's turn lock (kept if this token holds it already,
-# as on a retry). False when another turn holds the lock.
+# As _GET_OR_START, after taking the user's turn lock (`take_lock`). False when the lock
+# is not this turn's (yet).
 _BEGIN_TURN = (
     _SHARD
     + _GET_OR_START_FUNCTION
     + """
-local lock, token, ttl = name('lock', ARGV[6]), ARGV[#ARGV - 1], ARGV[#ARGV]
-if redis.call('GET', lock) ~= token then
-  if not redis.call('SET', lock, token, 'NX', 'PX', ttl) then return false end
-end
-return get_or_start({unpack(ARGV, 10, #ARGV - 2)})
+local token, ttl, queue_ms = ARGV[#ARGV - 2], ARGV[#ARGV - 1], tonumber(ARGV[#ARGV])
+if not take_lock(ARGV[7], token, ttl, queue_ms) then return false end
+return get_or_start({unpack(ARGV, 11, #ARGV - 3)})
 """
 )
 
-# ARGV[6] session id, [7] user, [8] lock token ("": none to release), [9] its new first
+# ARGV[7] user, [8] token, [9] lock TTL (ms), [10] queue time (ms): `take_lock` alone.
+_TRY_LOCK = _SHARD + "return take_lock(ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]))\n"
+
+
+# ARGV[7] session id, [8] user, [9] lock token ("": none to release), [10] its new first
 # deadline (endsAt), then the meta's new field, value pairs. Nil if the session ended.
 _RECORD_TURN = (
     _SHARD
     + """
-if ARGV[8] ~= '' then release(name('lock', ARGV[7]), ARGV[8]) end
-local meta = name('meta', ARGV[6])
+if ARGV[9] ~= '' then release(name('lock', ARGV[8]), ARGV[9]) end
+local meta = name('meta', ARGV[7])
 if redis.call('EXISTS', meta) == 0 then return nil end
-redis.call('HSET', meta, unpack(ARGV, 10))
-redis.call('ZADD', index, ARGV[9], ARGV[6])
+redis.call('HSET', meta, unpack(ARGV, 11))
+redis.call('ZADD', index, ARGV[10], ARGV[7])
 return redis.call('HGETALL', meta)
 """
 )
 
-# ARGV[6] session id, [7] now, [8] retention ms, [9] reason.
+# ARGV[7] session id, [8] now, [9] retention ms, [10] reason.
 _END = (
-    _SHARD + "return end_session(ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], false)\n"
+    _SHARD + "return end_session(ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], false)\n"
 )
 
-# ARGV[6] now, [7] retention ms, [8] batch size. Returns {due ids seen, records}.
+# ARGV[7] now, [8] retention ms, [9] batch size. Returns {due ids seen, records}.
 _SWEEP = (
     _SHARD
     + """
-local now, retention = tonumber(ARGV[6]), tonumber(ARGV[7])
-local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
+local now, retention = tonumber(ARGV[7]), tonumber(ARGV[8])
+local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, tonumber(ARGV[9]))
 local out = {}
 for _, sid in ipairs(due) do
   local result = end_session(sid, now, retention, '', true)
@@ -158,8 +208,8 @@ return {#due, out}
 """
 )
 
-# ARGV[6] user, [7] token.
-_UNLOCK = _SHARD + "return release(name('lock', ARGV[6]), ARGV[7])\n"
+# ARGV[7] user, [8] token.
+_UNLOCK = _SHARD + "return release(name('lock', ARGV[7]), ARGV[8])\n"
 
 SWEEP_BATCH = 500
 
@@ -232,6 +282,7 @@ class RedisSessionStore:
         self._end = redis.register_script(_END)
         self._sweep = redis.register_script(_SWEEP)
         self._unlock = redis.register_script(_UNLOCK)
+        self._try_lock = redis.register_script(_TRY_LOCK)
 
     @staticmethod
     def _shard(shard: int) -> tuple[list[str], list[Any]]:
@@ -278,9 +329,9 @@ class RedisSessionStore:
         return session
 
     async def begin_turn(
-        self, user_id: str, token: str, lock_ms: int, now_ms: int
+        self, user_id: str, token: str, lock_ms: int, now_ms: int, *, queue_ms: int = 0
     ) -> Session | None:
-        return await self._started(user_id, now_ms, [token, lock_ms])
+        return await self._started(user_id, now_ms, [token, lock_ms, queue_ms])
 
     # --- reading --------------------------------------------------------------------------
 
@@ -334,8 +385,13 @@ class RedisSessionStore:
         meta = await self._record_turn(keys=shard_keys, args=args)
         return _session(session.session_id, meta) if meta else None
 
-    async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
-        return bool(await self.redis.set(keys.user_lock(user_id), token, nx=True, px=ttl_ms))
+    async def try_lock(self, user_id: str, token: str, ttl_ms: int, *, queue_ms: int = 0) -> bool:
+        shard_keys, head = self._shard(keys.shard_of(user_id))
+        args = [*head, user_id, token, ttl_ms, queue_ms]
+        return bool(await self._try_lock(keys=shard_keys, args=args))
+
+    async def leave_queue(self, user_id: str, token: str) -> None:
+        await self.redis.hdel(keys.user_queue(user_id), token)
 
     async def unlock(self, user_id: str, token: str) -> None:
         shard_keys, head = self._shard(keys.shard_of(user_id))

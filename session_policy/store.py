@@ -24,7 +24,7 @@ class SessionStore(Protocol):
     async def active(self, user_id: str) -> Session | None: ...
 
     async def begin_turn(
-        self, user_id: str, token: str, lock_ms: int, now_ms: int
+        self, user_id: str, token: str, lock_ms: int, now_ms: int, *, queue_ms: int = 0
     ) -> Session | None:
         """`try_lock` then `get_or_start` in one step (one round trip); None if locked."""
         ...
@@ -57,8 +57,18 @@ class SessionStore(Protocol):
 
     async def note_cleanup(self, now_ms: int, duration_ms: float, ended: int) -> None: ...
 
-    async def try_lock(self, user_id: str, token: str, ttl_ms: int) -> bool:
-        """Take the user's turn lock (one turn at a time per user); False if taken."""
+    async def try_lock(self, user_id: str, token: str, ttl_ms: int, *, queue_ms: int = 0) -> bool:
+        """Take the user's turn lock (one turn at a time per user); False if taken. True
+        if `token` holds it already.
+
+        With `queue_ms` > 0 the user's turns queue for it, first come first served: the
+        lock goes to the waiting token with the lowest ticket; a token refused now keeps its
+        place (a new one gets the next ticket) while it asks again within `queue_ms`, and
+        drops out when it stops asking (its process died)."""
+        ...
+
+    async def leave_queue(self, user_id: str, token: str) -> None:
+        """Give up the token's place in the user's queue (it stopped waiting)."""
         ...
 
     async def unlock(self, user_id: str, token: str) -> None:

@@ -40,7 +40,8 @@ def _answer(result: TurnResult) -> dict[str, Any]:
         403: {"model": ErrorResponse, "description": "The token may not act for this user."},
         409: {
             "model": ErrorResponse,
-            "description": "Another message of this user is being answered.",
+            "description": "Another message of this user is being answered (and this one "
+            "waited DOUBLE_TEXTING_TIMEOUT for it, or DOUBLE_TEXTING=reject).",
         },
         413: {"model": ErrorResponse, "description": "Message over MAX_MESSAGE_CHARS."},
         422: {"model": ErrorResponse},
@@ -62,7 +63,8 @@ async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
         return _answer(result)
 
     turn = service.manager.turn(user_id, body.message)
-    # Take the first event before answering, so a busy user gets a plain 409, not a stream.
+    # Take the first event before answering (a queued message waits here), so a busy user
+    # gets a plain 409, not a stream.
     first = await anext(turn)
 
     def as_sse(event: str | TurnResult) -> dict[str, str]:

@@ -33,3 +33,23 @@ def test_token_mode_refuses_any_origin() -> None:
 def test_a_malformed_origin_is_refused_by_name(origin: str) -> None:
     with pytest.raises(ConfigError, match=r"CORS_ORIGINS: .* is not an origin"):
         load_settings(cors_origins=f"https://ok.example,{origin}")
+
+
+def test_double_texting_queues_by_default_and_reject_waits_for_nothing() -> None:
+    assert load_settings().turn_queue_seconds == 30
+    assert load_settings(double_texting_timeout=5).turn_queue_seconds == 5
+    assert load_settings(double_texting="reject").turn_queue_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("double_texting", "queue", "DOUBLE_TEXTING='queue'"),
+        ("double_texting_timeout", 0, "DOUBLE_TEXTING_TIMEOUT=0"),
+    ],
+)
+def test_a_wrong_double_texting_setting_is_refused_by_name(
+    setting: str, value: object, named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(**{setting: value})

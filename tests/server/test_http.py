@@ -143,6 +143,8 @@ def test_system_routes(client: httpx.Client) -> None:
     assert status["redis"]["connected"] is True
     assert status["redis"]["pingMs"] >= 0
     assert status["sessionConfig"]["maxConversationsPerSession"] == 5
+    assert status["sessionConfig"]["doubleTexting"] == "enqueue"  # the default
+    assert status["sessionConfig"]["doubleTextingTimeout"] == 30
     assert status["sessions"]["activeSessions"] >= 1
     assert status["model"] == "offline"
     assert status["weather"] == "simulated"

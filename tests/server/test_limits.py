@@ -26,6 +26,16 @@ def strict_server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def reject_server(server_redis: EmbeddedRedis) -> Iterator[ServerProcess]:
+    """Refuses double texting (the default queues it: see tests/reliability/test_double_texting)."""
+    process = ServerProcess(
+        server_redis.url, MAX_CONVERSATIONS_PER_SESSION="5", DOUBLE_TEXTING="reject"
+    ).start()
+    yield process
+    process.stop()
+
+
 def user() -> str:
     return f"u-{uuid.uuid4().hex[:8]}"
 
@@ -72,11 +82,13 @@ def test_rate_limit_is_429_with_retry_after(strict_server: ServerProcess) -> Non
     )
 
 
-async def test_double_texting_answers_or_refuses_each_message(server: ServerProcess) -> None:
-    """20 messages of one user at once: each answered or refused with 409; the session holds
-    exactly the answered turns, in order of their answers."""
+async def test_double_texting_answers_or_refuses_each_message(
+    reject_server: ServerProcess,
+) -> None:
+    """DOUBLE_TEXTING=reject, 20 messages of one user at once: each answered or refused with
+    409; the session holds exactly the answered turns, in order of their answers."""
     who = user()
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=reject_server.url, timeout=60) as client:
         responses = await asyncio.gather(
             *(client.post("/chat", json={"message": f"hi {i}", "userId": who}) for i in range(20))
         )

@@ -20,6 +20,7 @@ def test_a_user_their_sessions_and_their_shard_share_one_slot(user: str) -> None
         keys.user_active(user),
         keys.user_ended(user),
         keys.user_lock(user),
+        keys.user_queue(user),
         keys.session_meta(session_id),
         keys.thread(session_id),
         keys.deadlines(shard),
@@ -31,13 +32,14 @@ def test_a_user_their_sessions_and_their_shard_share_one_slot(user: str) -> None
 
 def test_the_scripts_patterns_name_the_same_keys() -> None:
     user, session_id = "alice", "session:alice:1796347807170"
-    meta, thread, active, ended, lock = keys.shard_patterns(keys.shard_of(user))
+    meta, thread, active, ended, lock, queue = keys.shard_patterns(keys.shard_of(user))
     assert meta % session_id == keys.session_meta(session_id)
     assert thread % session_id == keys.thread(session_id)
-    assert (active % user, ended % user, lock % user) == (
+    assert (active % user, ended % user, lock % user, queue % user) == (
         keys.user_active(user),
         keys.user_ended(user),
         keys.user_lock(user),
+        keys.user_queue(user),
     )
 
 

@@ -63,14 +63,16 @@ class Service:
                 policy=policy,
             )
 
-        self.manager = SessionManager(self.storage, graph_for, clock_ms=clock)
+        self.manager = SessionManager(
+            self.storage, graph_for, clock_ms=clock, queue_s=settings.turn_queue_seconds
+        )
         self.cleanup = Cleanup(self.storage, settings.cleanup_interval_seconds, clock_ms=clock)
 
     async def chat(self, user: str, text: str) -> TurnResult:
         return await self.manager.chat(user, text)
 
 
-def settings_for(redis_url: str, **overrides: Any) -> SessionSettings:
+def settings_for(redis_url: str | None, **overrides: Any) -> SessionSettings:
     values: dict[str, Any] = {
         "session_duration": 60,
         "inactivity_timeout": 20,
@@ -299,3 +301,43 @@ async def test_a_message_in_a_running_session_is_four_round_trips(
     assert answer.conversation_count == 2
     assert "Rome" in answer.response
     assert sent == ["EVALSHA", "HGETALL", "EVALSHA", "EVALSHA"]
+
+
+# --- double texting, in process memory (Redis down or not configured) ----------------------
+
+
+async def test_memory_storage_queues_a_users_messages_in_arrival_order() -> None:
+    service = Service(settings_for(None, max_conversations_per_session=10), Clock())
+    await service.storage.start()
+    # Tasks start in this order, so the messages reach the queue in it.
+    results = await asyncio.gather(*(service.chat("queued", f"hi {i}") for i in range(6)))
+    assert [r.conversation_count for r in results] == [1, 2, 3, 4, 5, 6]
+    assert len({r.session_id for r in results}) == 1
+    graph = service.manager.graph(service.storage.memory)
+    state = await graph.aget_state({"configurable": {"thread_id": results[0].session_id}})
+    said = [m.text for m in state.values["messages"] if m.type == "human"]
+    assert said == [f"hi {i}" for i in range(6)]
+    await service.storage.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "timeout_s"), [("enqueue", 0.3), ("reject", 30.0)], ids=["enqueue", "reject"]
+)
+async def test_a_message_behind_a_long_turn_is_refused_after_its_wait(
+    mode: str, timeout_s: float
+) -> None:
+    settings = settings_for(None, double_texting=mode, double_texting_timeout=timeout_s)
+    service = Service(settings, Clock())
+    await service.storage.start()
+    sessions = service.storage.memory.sessions
+    assert await sessions.try_lock("patient", "a-long-turn", 60_000)
+    started = time.monotonic()
+    with pytest.raises(SessionBusyError):
+        await service.chat("patient", "hi")
+    waited = time.monotonic() - started
+    # enqueue: only once its wait is over; reject: at once, not after DOUBLE_TEXTING_TIMEOUT
+    assert waited >= timeout_s if mode == "enqueue" else waited < timeout_s
+    # The refused message left the queue: the next one gets the lock as soon as it is free.
+    await sessions.unlock("patient", "a-long-turn")
+    assert await sessions.try_lock("patient", "next", 60_000, queue_ms=5_000)
+    await service.storage.close()

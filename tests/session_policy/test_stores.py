@@ -240,3 +240,95 @@ async def test_the_index_follows_the_session(redis_url: str) -> None:
         assert await store.active_count() == 0
     finally:
         await client.aclose()
+
+
+# --- the turn queue (DOUBLE_TEXTING=enqueue) -------------------------------------------------
+
+PLACE_MS = 5_000
+
+
+async def test_queued_turns_get_the_lock_in_arrival_order(store: SessionStore) -> None:
+    assert await store.try_lock("queue", "running", 60_000, queue_ms=PLACE_MS)
+    waiters = [f"w{i}" for i in range(5)]
+    for waiter in waiters:  # they arrive in this order while a turn runs
+        assert not await store.try_lock("queue", waiter, 60_000, queue_ms=PLACE_MS)
+    await store.unlock("queue", "running")
+    served = []
+    while waiters:
+        # Whoever asks first, only the earliest arrival gets the lock.
+        got = [
+            w
+            for w in reversed(waiters)
+            if await store.try_lock("queue", w, 60_000, queue_ms=PLACE_MS)
+        ]
+        assert len(got) == 1
+        served += got
+        waiters.remove(got[0])
+        assert not await store.try_lock("queue", "late", 60_000, queue_ms=0)  # reject mode
+        await store.unlock("queue", got[0])
+    assert served == [f"w{i}" for i in range(5)]
+    # The queue is empty again: the next message gets the free lock at once.
+    assert await store.try_lock("queue", "next", 60_000, queue_ms=PLACE_MS)
+
+
+async def test_a_newcomer_waits_behind_the_queue_even_when_the_lock_is_free(
+    store: SessionStore,
+) -> None:
+    assert await store.try_lock("fair", "running", 60_000, queue_ms=PLACE_MS)
+    assert not await store.try_lock("fair", "first", 60_000, queue_ms=PLACE_MS)
+    await store.unlock("fair", "running")
+    # Between the unlock and the first waiter's next poll, a new message does not jump in.
+    assert not await store.try_lock("fair", "newcomer", 60_000, queue_ms=PLACE_MS)
+    assert await store.try_lock("fair", "first", 60_000, queue_ms=PLACE_MS)
+
+
+async def test_begin_turn_in_the_queue_starts_the_session_for_the_first_waiter(
+    store: SessionStore,
+) -> None:
+    running = await store.begin_turn("ivy", "t1", 60_000, T0, queue_ms=PLACE_MS)
+    assert running is not None
+    assert await store.begin_turn("ivy", "t2", 60_000, T0 + 1, queue_ms=PLACE_MS) is None
+    assert await store.begin_turn("ivy", "t3", 60_000, T0 + 2, queue_ms=PLACE_MS) is None
+    await store.record_turn(running, T0 + 5, 1, unlock=("ivy", "t1"))
+    assert await store.begin_turn("ivy", "t3", 60_000, T0 + 6, queue_ms=PLACE_MS) is None
+    second = await store.begin_turn("ivy", "t2", 60_000, T0 + 7, queue_ms=PLACE_MS)
+    assert second is not None
+    assert (second.session_id, second.conversation_count) == (running.session_id, 1)
+
+
+async def test_a_waiter_that_stops_asking_drops_out_of_the_queue(store: SessionStore) -> None:
+    """Its process died: after its place's time, the next waiter is served."""
+    assert await store.try_lock("gone", "running", 60_000, queue_ms=PLACE_MS)
+    assert not await store.try_lock("gone", "dead", 60_000, queue_ms=300)
+    assert not await store.try_lock("gone", "alive", 60_000, queue_ms=PLACE_MS)
+    await store.unlock("gone", "running")
+    assert not await store.try_lock("gone", "alive", 60_000, queue_ms=PLACE_MS)  # dead is first
+    for _ in range(100):  # up to 5 s; "dead" never asks again
+        if await store.try_lock("gone", "alive", 60_000, queue_ms=PLACE_MS):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the dead waiter's place never expired")
+
+
+async def test_leaving_the_queue_lets_the_next_waiter_in(store: SessionStore) -> None:
+    assert await store.try_lock("quit", "running", 60_000, queue_ms=PLACE_MS)
+    assert not await store.try_lock("quit", "impatient", 60_000, queue_ms=PLACE_MS)
+    assert not await store.try_lock("quit", "patient", 60_000, queue_ms=PLACE_MS)
+    await store.leave_queue("quit", "impatient")
+    await store.unlock("quit", "running")
+    assert await store.try_lock("quit", "patient", 60_000, queue_ms=PLACE_MS)
+
+
+async def test_the_queue_leaves_nothing_behind(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client, LIMITS, retention_ms=RETENTION_MS)
+    assert await store.try_lock("tidy", "running", 60_000, queue_ms=PLACE_MS)
+    assert not await store.try_lock("tidy", "waiter", 60_000, queue_ms=PLACE_MS)
+    await store.unlock("tidy", "running")
+    assert await store.try_lock("tidy", "waiter", 60_000, queue_ms=PLACE_MS)
+    # Only the ticket counter is left, and it expires with the last waiter's place.
+    queue = keys.user_queue("tidy")
+    assert await client.hkeys(queue) == [keys.QUEUE_NEXT.encode()]
+    assert 0 < await client.pttl(queue) <= PLACE_MS
+    await client.aclose()
