@@ -68,7 +68,13 @@ async def run(url: str, users: int, turns: int, duration: float, prefix: str) ->
     server_ms: list[float] = []
     statuses: Counter[str] = Counter()
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+    # Idle connections are dropped after 2 s, before the server's 5 s keep-alive timeout
+    # closes them: with httpx's default (5 s, the same) a request sent on a connection the
+    # server is closing at that moment fails with ReadError (a client-side race, seen once at
+    # the tail of a phase, when fewer users are left and connections sit idle in the pool).
+    limits = httpx.Limits(
+        max_connections=users, max_keepalive_connections=users, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         started = time.perf_counter()
         deadline = time.monotonic() + duration
