@@ -133,12 +133,12 @@ class Storage:
     @property
     def status(self) -> Literal["ok", "degraded"]:
         """`ok` on Redis; `degraded` on the memory fallback (or memory by configuration)."""
-        return "ok" if self.mode == "redis" else "degraded"
+        return "ok" if self.writable else "degraded"
 
     @property
     def reason(self) -> str | None:
         """Why the service is degraded, for people (None when it is not)."""
-        if self.mode == "redis":
+        if self.writable:
             return None
         if self.redis is None:
             return "no REDIS_URL: sessions are kept in process memory only"
@@ -148,7 +148,7 @@ class Storage:
     def problem_kind(self) -> str | None:
         """`reason` in a word: an error code (OOM, READONLY...), `timeout`, `unreachable`,
         `probe`, or `unconfigured` (no REDIS_URL); None when not degraded."""
-        if self.mode == "redis":
+        if self.writable:
             return None
         if self.redis is None:
             return "unconfigured"
@@ -157,7 +157,7 @@ class Storage:
     @property
     def last_error(self) -> str | None:
         """The error behind `reason`, as raised."""
-        return self.problem.detail if self.problem and self.mode != "redis" else None
+        return self.problem.detail if self.problem and not self.writable else None
 
     def backing(self, name: Backend) -> Backing:
         if name == "redis" and self.redis is not None:
@@ -173,9 +173,7 @@ class Storage:
         """The backends sessions can be read from now: memory (sessions started during an
         outage come first, as they are the ones their users continue), then Redis while it
         answers reads, even if it refuses writes."""
-        if self.redis is not None and self.reads_redis:
-            return [self.memory, self.redis]
-        return [self.memory]
+        return [self.memory, self.redis] if self.redis and self.reads_redis else [self.memory]
 
     @property
     def reads_redis(self) -> bool:
@@ -209,7 +207,7 @@ class Storage:
         except Exception as error:
             self._down(classify(error) or _probe_failed(error))
             return False
-        if self.mode != "redis":
+        if not self.writable:
             url = _safe(self.redis_url)
             log.info("Redis takes writes at %s: new sessions are stored in Redis", url)
         self.mode = "redis"
@@ -229,7 +227,7 @@ class Storage:
 
     def _down(self, problem: Unavailable) -> None:
         # One warning per change of state (not per failed request or probe).
-        changed = self.mode == "redis" or self.problem is None or self.problem.kind != problem.kind
+        changed = self.writable or self.problem is None or self.problem.kind != problem.kind
         if changed:
             log.warning(
                 "%s (%s): answering from in-memory storage (degraded)",
