@@ -30,7 +30,7 @@ from agent.tools import build_tools
 from agent.weather import WeatherSource, make_weather_source
 from session_policy.config import SessionSettings
 from session_policy.models import SessionLimits
-from session_policy.policy import CLOSE_NODE, GATE_NODE, SessionPolicy
+from session_policy.policy import CLOSE_NODE, GATE_NODE, SessionContext, SessionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def build_graph(
     model = model or load_chat_model(settings)
     tools = build_tools(weather or make_weather_source(settings))
 
-    builder = StateGraph(AgentState)
+    builder = StateGraph(AgentState, context_schema=SessionContext)
     builder.add_node(MODEL_NODE, _make_model_node(model, tools))
     builder.add_node(TOOLS_NODE, ToolNode(tools, handle_tool_errors=_tool_failure))
     builder.add_edge(TOOLS_NODE, MODEL_NODE)

@@ -1,4 +1,4 @@
-"""The graph's state: the conversation's messages, plus the session record and user facts."""
+"""The graph's state: the conversation's messages, the user's facts and the policy's channels."""
 
 from __future__ import annotations
 
@@ -6,5 +6,5 @@ from session_policy.policy import SessionThreadState
 
 
 class AgentState(SessionThreadState):
-    """One thread: its messages, the session record and the user's facts (see
-    `SessionThreadState`; the session policy owns the last two)."""
+    """One thread: its messages and the user's facts, plus the policy's verdict on the run
+    and, when the graph runs on its own, its session record (see `SessionThreadState`)."""

@@ -70,7 +70,7 @@ from server.service import make_manager
 from session_policy.checkpointer import RedisSessionSaver
 from session_policy.manager import SessionManager
 from session_policy.models import SessionLimits
-from session_policy.policy import SessionPolicy
+from session_policy.policy import SessionContext, SessionPolicy
 from session_policy.redis_store import RedisSessionStore
 from session_policy.storage import Storage
 from session_policy.user_memory import RedisUserStore
@@ -208,15 +208,16 @@ class Bench:
                 user = f"bench-{key}-{round_}-{i}"
                 if guarded:  # a real session: its meta key guards the thread's writes
                     session = await self.sessions.get_or_start(user, _now_ms())
-                    thread_id, started = session.session_id, session.start_ms
                 else:
                     started = _now_ms()
                     thread_id = f"session:{user}:{started}"
-                conf: dict[str, Any] = {"thread_id": thread_id}
-                if agent:
-                    conf |= {"user_id": user, "session_started_at": started}
-                thread_ids.append(thread_id)
-                threads.append(self._turns(graph, {"configurable": conf}, agent, durability))
+                    session = self.limits.new_session(thread_id, user, started, "memory")
+                # The agent graph gets its session as the manager passes it (the run's
+                # context); the record's count stays 0 here, so no run is ended by the limit.
+                context = SessionContext(user_id=user, session=session) if agent else None
+                config: RunnableConfig = {"configurable": {"thread_id": session.session_id}}
+                thread_ids.append(session.session_id)
+                threads.append(self._turns(graph, config, context, durability))
 
             async def finish() -> None:  # keep Redis the same size every round
                 for thread_id in thread_ids:
@@ -231,14 +232,19 @@ class Bench:
 
     @staticmethod
     def _turns(
-        graph: Graph, config: RunnableConfig, agent: bool, durability: Durability | None
+        graph: Graph,
+        config: RunnableConfig,
+        context: SessionContext | None,
+        durability: Durability | None,
     ) -> TurnFn:
         async def turn(n: int) -> None:
-            if agent:
+            if context is not None:  # the agent graph
                 human = HumanMessage(message(n), response_metadata={"timestamp": _now_ms()})
             else:
                 human = HumanMessage(f"hello {n}")
-            await graph.ainvoke({"messages": [human]}, config, durability=durability)
+            await graph.ainvoke(
+                {"messages": [human]}, config, context=context, durability=durability
+            )
 
         return turn
 

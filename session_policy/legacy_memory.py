@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 
 from session_policy.cleanup import Cleanup
 from session_policy.config import SessionSettings
@@ -28,6 +29,7 @@ from session_policy.models import SessionLimits, iso, now_ms
 from session_policy.policy import (
     CLOSE_NODE,
     GATE_NODE,
+    SessionContext,
     SessionPolicy,
     SessionThreadState,
     UserFacts,
@@ -41,19 +43,25 @@ DEPRECATION = (
     "/chat, /sessions/{userId}/history); see the README's 'Migrating from the Node.js service'"
 )
 RECORD_NODE = "record"
-RESPONSE_KEY = "legacy_response"  # the answer to record, passed in the run's configurable
 _MEMORY_KEY = re.compile(r"user:(?P<user>[^:]+):(?P<fact>name|units)")
 
 
-def _record(state: SessionThreadState, config: RunnableConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RecordedTurn(SessionContext):
+    """The run context of a recorded conversation: the session's, plus the answer given."""
+
+    response: str = ""
+
+
+def _record(state: SessionThreadState, runtime: Runtime[RecordedTurn]) -> dict[str, Any]:
     """The answer given with the message, as the agent's reply would be stored."""
-    response = str((config.get("configurable") or {}).get(RESPONSE_KEY, ""))
+    response = runtime.context.response
     return {"messages": [AIMessage(response, response_metadata={"timestamp": now_ms()})]}
 
 
 def recording_graph(backing: Backing, policy: SessionPolicy) -> Graph:
     """The agent's turn with a given answer in place of the model: gate -> record -> close."""
-    builder = StateGraph(SessionThreadState)
+    builder = StateGraph(SessionThreadState, context_schema=RecordedTurn)
     builder.add_node(GATE_NODE, policy.gate_node())
     builder.add_node(RECORD_NODE, _record)
     builder.add_node(CLOSE_NODE, policy.close_node())
@@ -176,8 +184,7 @@ class MemoryStore:
         (and the next one starts in a new session), or when a time limit has passed.
         """
         await self.initialize()
-        config: RunnableConfig = {"configurable": {RESPONSE_KEY: response}}
-        result = await self.manager.chat(user_id, message, config=config)
+        result = await self.manager.chat(user_id, message, context={"response": response})
         return result.session_id
 
     async def get_conversation_history(self, user_id: str, limit: int = 10) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -33,6 +33,7 @@ from langgraph.types import Durability
 from session_policy.events import LogEvents, SessionEvents, TurnEvent
 from session_policy.ids import validate_user_id
 from session_policy.models import Backend, EndedSession, EndReason, Session, iso, now_ms
+from session_policy.policy import SessionContext, TurnVerdict
 from session_policy.storage import Backing, Storage, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,17 @@ class TurnResult:
             "timestamp": iso(self.timestamp_ms),
             "storage": self.storage,
         }
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One message to answer, as the caller asked for it."""
+
+    message: str
+    stream: bool
+    config: RunnableConfig | None
+    context: dict[str, Any]  # more fields of the run's context (see `SessionManager.turn`)
+    received_ms: int  # when it arrived: the session limits are judged then
 
 
 @dataclass
@@ -178,10 +190,16 @@ class SessionManager:
     # --- conversations -----------------------------------------------------------------
 
     async def chat(
-        self, user_id: str, message: str, *, config: RunnableConfig | None = None
+        self,
+        user_id: str,
+        message: str,
+        *,
+        config: RunnableConfig | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> TurnResult:
         """One conversation, answered in full."""
-        async with aclosing(self.turn(user_id, message, stream=False, config=config)) as events:
+        turn = self.turn(user_id, message, stream=False, config=config, context=context)
+        async with aclosing(turn) as events:
             async for event in events:
                 if isinstance(event, TurnResult):
                     return event
@@ -194,11 +212,14 @@ class SessionManager:
         *,
         stream: bool = True,
         config: RunnableConfig | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[str | TurnResult, None]:
         """The answer's tokens as they come (when `stream`), then the `TurnResult`.
 
         `config` (callbacks, tags...) is passed on to the graph run, so callers such as
         LangServe see the agent's inner events; its thread is always the session's.
+        `context`: more fields of the run's context, for a graph whose context schema
+        extends `SessionContext` (which the manager fills in).
         """
         validate_user_id(user_id)
         # The message's time, for the session limits: time spent waiting for this busy
@@ -206,7 +227,8 @@ class SessionManager:
         received_ms = self.clock_ms()
         lock = await self._lock(user_id)
         try:
-            async for event in self._turn(user_id, message, stream, config, received_ms, lock):
+            run = _Run(message, stream, config, dict(context or {}), received_ms)
+            async for event in self._turn(user_id, run, lock):
                 yield event
         finally:
             if not lock.released:
@@ -290,13 +312,7 @@ class SessionManager:
                 raise
 
     async def _turn(
-        self,
-        user_id: str,
-        message: str,
-        stream: bool,
-        config: RunnableConfig | None,
-        received_ms: int,
-        lock: _TurnLock,
+        self, user_id: str, run: _Run, lock: _TurnLock
     ) -> AsyncIterator[str | TurnResult]:
         started = time.perf_counter()
         for _ in range(MAX_ATTEMPTS):
@@ -304,15 +320,14 @@ class SessionManager:
                 backing, session, lock.session = lock.backing, lock.session, None
             else:
                 backing, session = await self.session_for(user_id)
-            expired = session.expired_reason(received_ms)
+            # Known expired: ended without a graph run (the gate would end it the same way).
+            expired = session.expired_reason(run.received_ms)
             if expired:
                 await self.end_session(backing, session.session_id, expired)
                 continue
             state: dict[str, Any] | None = None
             try:
-                async for event in self._run(
-                    backing, session, message, stream, config, received_ms
-                ):
+                async for event in self._run(backing, session, run):
                     if isinstance(event, str):
                         yield event
                     else:
@@ -339,34 +354,29 @@ class SessionManager:
         raise RuntimeError(f"could not place a message of {user_id!r} in a session")
 
     async def _run(
-        self,
-        backing: Backing,
-        session: Session,
-        message: str,
-        stream: bool,
-        parent: RunnableConfig | None,
-        received_ms: int,
+        self, backing: Backing, session: Session, run: _Run
     ) -> AsyncIterator[str | dict[str, Any]]:
         graph = self.graph(backing)
-        config = merge_configs(
-            parent,
-            {
-                "configurable": {
-                    "thread_id": session.session_id,
-                    "user_id": session.user_id,
-                    "session_started_at": session.start_ms,
-                    "message_received_at": received_ms,
-                }
-            },
+        config = merge_configs(run.config, {"configurable": {"thread_id": session.session_id}})
+        # The graph's context schema: SessionContext, or one extending it (`run.context`).
+        schema = graph.context_schema or SessionContext
+        context = schema(
+            user_id=session.user_id,
+            session=session,
+            received_at_ms=run.received_ms,
+            **run.context,
         )
-        human = HumanMessage(message, response_metadata={"timestamp": self.clock_ms()})
-        if not stream:
-            yield await graph.ainvoke({"messages": [human]}, config, durability=DURABILITY)
+        human = HumanMessage(run.message, response_metadata={"timestamp": self.clock_ms()})
+        if not run.stream:
+            yield await graph.ainvoke(
+                {"messages": [human]}, config, context=context, durability=DURABILITY
+            )
             return
         state: dict[str, Any] = {}
         async for mode, payload in graph.astream(
             {"messages": [human]},
             config,
+            context=context,
             stream_mode=["messages", "values"],
             durability=DURABILITY,
         ):
@@ -387,18 +397,15 @@ class SessionManager:
         When the session goes on, recording the conversation also releases the turn lock
         (same store: one round trip); a session that ends keeps the lock until it is gone.
         """
-        verdict = state.get("session") or {}
-        if not verdict.get("answered"):
-            await self.end_session(
-                backing, session.session_id, verdict.get("end_reason") or "duration"
-            )
+        verdict: TurnVerdict | None = state.get("turn")
+        if verdict is None or not verdict["answered"]:
+            reason = verdict["end_reason"] if verdict else None
+            await self.end_session(backing, session.session_id, reason or "duration")
             return None
         now = self.clock_ms()
-        count = int(verdict.get("conversation_count", session.conversation_count + 1))
-        status: Literal["active", "ended"] = "active"
-        end_reason: EndReason | None = None
-        ending = verdict.get("status") == "ended"
-        release = lock.backing is backing and not ending
+        count = verdict["conversation_count"]
+        end_reason = verdict["end_reason"]
+        release = lock.backing is backing and end_reason is None
         try:
             recorded = await backing.sessions.record_turn(
                 session,
@@ -411,10 +418,10 @@ class SessionManager:
             if not self.storage.unavailable(error):
                 raise
             recorded = None
-        if ending:
+        status: Literal["active", "ended"] = "active"
+        if end_reason is not None:
             status = "ended"
-            end_reason = verdict.get("end_reason") or "conversation_limit"
-            await self.end_session(backing, session.session_id, end_reason or "conversation_limit")
+            await self.end_session(backing, session.session_id, end_reason)
         elif recorded is None:  # ended meanwhile (manual end, cleanup): its data is gone
             status = "ended"
         if backing.name == "redis":

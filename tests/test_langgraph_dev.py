@@ -25,7 +25,6 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
-from langgraph_sdk.schema import Config
 
 from session_policy.redis_server import free_port
 
@@ -175,8 +174,10 @@ class Thread:
     async def say(self, text: str) -> tuple[str, dict[str, Any]]:
         """Send one message: the answer, and the thread's state values after it."""
         message: dict[str, Any] = {"messages": [{"role": "human", "content": text}]}
-        config: Config = {"configurable": {"user_id": self.user_id}}
-        result = await self.client.runs.wait(self.thread_id, GRAPH_ID, input=message, config=config)
+        context = {"user_id": self.user_id}
+        result = await self.client.runs.wait(
+            self.thread_id, GRAPH_ID, input=message, context=context
+        )
         assert isinstance(result, dict), result
         state = await self.client.threads.get_state(self.thread_id)
         values = state["values"]

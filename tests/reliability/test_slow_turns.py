@@ -19,13 +19,12 @@ import time
 
 import pytest
 import redis.asyncio as aioredis
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from session_policy import keys
 from session_policy.memory_store import MemorySessionStore
 from session_policy.models import SessionLimits
-from session_policy.policy import SessionPolicy, SessionState
+from session_policy.policy import SessionContext, SessionPolicy, SessionState
 from session_policy.redis_store import RedisSessionStore
 from session_policy.store import SessionStore
 from tests.session_policy.test_manager import Clock, Service, settings_for
@@ -84,14 +83,14 @@ def test_gate_judges_inactivity_at_the_message_arrival() -> None:
         session_id="session:busy:1", user_id="busy", started_at=t0, last_activity=t0,
         conversation_count=1, status="active", end_reason=None, answered=True,
     )  # fmt: skip
-    arrived_in_time: RunnableConfig = {"configurable": {"message_received_at": t0 + 1_500}}
-    update = policy.gate_update({"session": session}, arrived_in_time)
+    arrived_in_time = SessionContext(received_at_ms=t0 + 1_500)
+    update = policy.gate_update({"session": session}, {}, arrived_in_time)
     assert update["session"]["status"] == "active"
-    arrived_late: RunnableConfig = {"configurable": {"message_received_at": t0 + 2_100}}
-    update = policy.gate_update({"session": session}, arrived_late)
+    arrived_late = SessionContext(received_at_ms=t0 + 2_100)
+    update = policy.gate_update({"session": session}, {}, arrived_late)
     assert (update["session"]["status"], update["session"]["end_reason"]) == ("ended", "inactivity")
     # Without the manager's arrival time (e.g. `langgraph dev`), the gate's own clock decides.
-    update = policy.gate_update({"session": session}, {})
+    update = policy.gate_update({"session": session}, {}, SessionContext())
     assert update["session"]["end_reason"] == "inactivity"
 
 

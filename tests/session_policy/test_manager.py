@@ -341,3 +341,33 @@ async def test_a_message_behind_a_long_turn_is_refused_after_its_wait(
     await sessions.unlock("patient", "a-long-turn")
     assert await sessions.try_lock("patient", "next", 60_000, queue_ms=5_000)
     await service.storage.close()
+
+
+async def test_the_session_record_is_kept_once(service: Service) -> None:
+    """The index holds the session; its thread holds the conversation and the user's facts,
+    no copy of the session (nor the run's verdict, which is never checkpointed)."""
+    await service.chat("quinn", "I'm Quinn")
+    second = await service.chat("quinn", "Weather in Rome?")
+    backing = service.storage.current
+    state = await service.manager.graph(backing).aget_state(
+        {"configurable": {"thread_id": second.session_id}}
+    )
+    assert set(state.values) == {"messages", "user_facts"}
+    assert [m.type for m in state.values["messages"]][:1] == ["human"]
+    # The count comes from the index's record, counted once per conversation there.
+    session = await backing.sessions.get(second.session_id)
+    assert session is not None
+    assert session.conversation_count == second.conversation_count == 2
+
+
+async def test_the_count_follows_the_index_record(service: Service) -> None:
+    """A conversation recorded elsewhere (another process, the same session) counts: the
+    policy counts from the index's record, not from a count of its own."""
+    first = await service.chat("rita", "hi")
+    backing = service.storage.current
+    session = await backing.sessions.get(first.session_id)
+    assert session is not None
+    await backing.sessions.record_turn(session, service.clock(), 2)  # a turn elsewhere
+    third = await service.chat("rita", "thanks")
+    assert (third.conversation_count, third.session_status) == (3, "ended")
+    assert third.end_reason == "conversation_limit"

@@ -15,7 +15,7 @@ from agent.facts import extract_facts
 from agent.models import OfflineChatModel
 from agent.weather import SimulatedWeather
 from session_policy.models import SessionLimits
-from session_policy.policy import SessionPolicy
+from session_policy.policy import SessionContext, SessionPolicy
 
 T0 = 1_900_000_000_000
 LIMITS = SessionLimits(duration_ms=60_000, inactivity_ms=20_000, max_conversations=3)
@@ -50,8 +50,9 @@ def make_graph(
 
 
 def ask(graph: Graph, text: str, thread: str = "t", user: str = "alice") -> dict[str, Any]:
-    config: RunnableConfig = {"configurable": {"thread_id": thread, "user_id": user}}
-    state: dict[str, Any] = graph.invoke({"messages": [("user", text)]}, config)
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
+    context = SessionContext(user_id=user)
+    state: dict[str, Any] = graph.invoke({"messages": [("user", text)]}, config, context=context)
     return state
 
 
