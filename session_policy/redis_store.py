@@ -555,7 +555,9 @@ class RedisSessionStore:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for call_keys, args in calls:
-                pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
+                # EVALSHA by name: redis-py blocks `evalsha` in cluster pipelines, not the
+                # command (routed by its first key like any other).
+                pipe.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         for i, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):
