@@ -188,6 +188,43 @@ class EmbeddedCluster:
             return sorted({int(entry[2][1]) for entry in slots})
         return []
 
+    def node_at(self, port: int) -> EmbeddedRedis:
+        return next(node for node in self.nodes if node.port == port)
+
+    def owner(self, slot: int) -> EmbeddedRedis:
+        """The primary serving `slot` now."""
+        for node in self.running_nodes():
+            with closing(self.client(node)) as c:
+                for first, last, primary, *_ in _call(c, "CLUSTER", "SLOTS"):
+                    if int(first) <= slot <= int(last):
+                        return self.node_at(int(primary[1]))
+        raise EmbeddedRedisError(f"no node serves slot {slot}")
+
+    def move_slot(self, slot: int, target: EmbeddedRedis, *, pause_s: float = 0.0) -> int:
+        """Reshard `slot` to the primary `target` while it is served, as `redis-cli
+        --cluster reshard` does: SETSLOT IMPORTING / MIGRATING, MIGRATE its keys (one per
+        call, `pause_s` apart, so clients meet the half-moved slot), SETSLOT NODE on every
+        primary. Returns the keys moved."""
+        source = self.owner(slot)
+        if source is target:
+            return 0
+        target_id, source_id = self.node_id(target), self.node_id(source)
+        with closing(self.client(source)) as src, closing(self.client(target)) as dst:
+            _call(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            _call(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            moved = 0
+            while names := _call(src, "CLUSTER", "GETKEYSINSLOT", slot, 1):
+                _call(src, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *names)
+                moved += len(names)
+                time.sleep(pause_s)
+            _call(dst, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            _call(src, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for port in self.primary_ports():
+            if port not in (source.port, target.port):
+                with closing(self.client(self.node_at(port))) as other:
+                    _call(other, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        return moved
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
@@ -90,6 +90,38 @@ class _Cluster(aioredis.RedisCluster):
         redis.exceptions.SlotNotCoveredError,
     )
 
+    async def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._execute_command(target_node, *args, **kwargs)
+        except _CLOSED_UNDER as error:
+            raise _lost(error) from error
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            raise redis.exceptions.RedisClusterException("no shard_hint in cluster mode")
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  (as redis-py does)
+
+
+# redis-py resets the whole cluster client on CLUSTERDOWN (a failover), closing connections
+# other commands are using at that moment: those fail with RuntimeError ("handler is
+# closed") or AttributeError (a None writer). Their connection was lost: they are made a
+# ConnectionError, retried like any lost connection and, if it persists, counted as Redis
+# being unreachable (not as a bug of ours).
+_CLOSED_UNDER = (RuntimeError, AttributeError)
+
+
+def _lost(error: BaseException) -> redis.ConnectionError:
+    return redis.ConnectionError(f"connection closed under the command: {error}")
+
+
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        try:
+            replies = await super().execute(raise_on_error, allow_redirections)
+        except _CLOSED_UNDER as error:
+            raise _lost(error) from error
+        return [_lost(r) if isinstance(r, _CLOSED_UNDER) else r for r in replies]
+
 
 def make_client(url: str, timeout: float) -> RedisClient:
     """The client `url` names (commands time out after `timeout` seconds)."""
@@ -103,6 +135,9 @@ def make_client(url: str, timeout: float) -> RedisClient:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             max_connections=MAX_CONNECTIONS_PER_NODE,
+            # A MOVED (slots being resharded) updates the client's slot map; without this,
+            # every 5th MOVED resets the whole client under the commands in flight.
+            reinitialize_steps=0,
             retry=Retry(CLUSTER_BACKOFF, CLUSTER_RETRIES),
         )
     # A blocking pool queues for a free connection under bursts instead of failing with
