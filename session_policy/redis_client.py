@@ -99,7 +99,8 @@ class _Cluster(aioredis.RedisCluster):
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
             raise redis.exceptions.RedisClusterException("no shard_hint in cluster mode")
-        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  (as redis-py does)
+        # redis-py's own ClusterPipeline leaves `_event_dispatcher` abstract too.
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]
 
 
 # redis-py resets the whole cluster client on CLUSTERDOWN (a failover), closing connections
