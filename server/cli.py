@@ -20,6 +20,7 @@ from server import serving
 from server.auth import mint
 from server.config import ConfigError, Settings, load_settings
 from server.logs import setup_logging
+from session_policy.embedded_cluster import EmbeddedCluster
 from session_policy.ids import InvalidIdError
 from session_policy.manager import TurnResult
 from session_policy.redis_server import EmbeddedRedis, EmbeddedRedisError
@@ -48,14 +49,32 @@ def _embedded_redis() -> EmbeddedRedis:
         raise typer.Exit(2) from None
 
 
+def _embedded_cluster(primaries: int) -> EmbeddedCluster:
+    try:
+        return EmbeddedCluster(primaries).start()
+    except EmbeddedRedisError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(envvar="WORKERS", help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Restart when code changes (development).")] = False,
+    cluster: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=16,
+            help="Start a local Redis Cluster of this many primaries (a replica each) from "
+            "the embedded redis-server and serve on it (development; not with REDIS_URL).",
+        ),
+    ] = 0,
 ) -> None:
-    """Serve the agent over HTTP. Without REDIS_URL, an embedded Redis 8 is started."""
+    """Serve the agent over HTTP. Without REDIS_URL, an embedded Redis 8 is started (with
+    --cluster N, an embedded Redis Cluster)."""
     settings = _settings()
     setup_logging(settings.log_format, settings.log_level)
     if settings.auth_mode == "none" and host not in ("127.0.0.1", "localhost", "::1"):
@@ -63,8 +82,17 @@ def serve(
             f"[yellow]Warning: AUTH_MODE=none on {host}: anyone who can reach it can read "
             "and end every user's sessions. Set AUTH_MODE=token for a shared network.[/yellow]"
         )
-    embedded = None
-    if not settings.redis_url:
+    embedded: EmbeddedRedis | EmbeddedCluster | None = None
+    if cluster and settings.redis_url:
+        console.print("[red]--cluster starts its own Redis Cluster: unset REDIS_URL[/red]")
+        raise typer.Exit(2)
+    if cluster:
+        embedded = _embedded_cluster(cluster)
+        os.environ["REDIS_URL"] = embedded.url  # read by every worker's settings
+        console.print(
+            f"Embedded Redis Cluster ({cluster} primaries, a replica each) at {embedded.url}"
+        )
+    elif not settings.redis_url:
         embedded = _embedded_redis()
         os.environ["REDIS_URL"] = embedded.url  # read by every worker's settings
         console.print(f"Embedded Redis 8 at {embedded.url} (set REDIS_URL to use your own)")

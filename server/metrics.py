@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from session_policy.events import TurnEvent
 from session_policy.models import Backend, EndedSession
+from session_policy.redis_client import node_infos, primaries_total
 from session_policy.redis_errors import REFUSALS
 from session_policy.storage import Storage
 
@@ -56,7 +57,9 @@ class Metrics:
             registry=r,
         )  # fmt: skip
         self.redis_memory = Gauge(
-            "weather_agent_redis_used_memory_bytes", "Redis used_memory.", registry=r
+            "weather_agent_redis_used_memory_bytes",
+            "Redis used_memory (on a cluster: summed over the primaries).",
+            registry=r,
         )
         self.storage_mode = Gauge(
             "weather_agent_storage_mode", "1 for the storage new sessions go to.", ["mode"],
@@ -101,10 +104,10 @@ class Metrics:
             return
         try:
             redis_stats = await storage.redis.sessions.stats()
-            info = await storage.client.info("memory")
+            nodes = await node_infos(storage.client, "memory", replicas=False)
         except Exception as error:
             if not storage.unavailable(error):
                 raise
             return
         self.active.labels("redis").set(redis_stats["activeSessions"])
-        self.redis_memory.set(int(info["used_memory"]))
+        self.redis_memory.set(primaries_total(nodes, "used_memory"))

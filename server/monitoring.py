@@ -1,4 +1,8 @@
-"""Figures for `/system/memory` and `/system/status`, read without KEYS or full scans."""
+"""Figures for `/system/memory` and `/system/status`, read without KEYS or full scans.
+
+On a Redis Cluster, `/system/memory`'s totals are summed over the primaries (replicas hold
+copies), and `nodes` has a row per node, primaries first (one row for a single Redis).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 from server.service import VERSION, Service
 from session_policy import keys
 from session_policy.memory_store import MemorySessionStore
+from session_policy.redis_client import NodeInfo, node_infos, primaries_total
 
 SAMPLE = 50  # sessions sampled for bytes per session
 
@@ -40,8 +45,8 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
     if client is None or index is None or not storage.reads_redis:
         return {"available": False, "error": storage.last_error}
     try:
-        info = await client.info("memory")
-        keyspace = await client.info("keyspace")
+        memory = await node_infos(client, "memory")
+        keyspace = await node_infos(client, "keyspace")
         active = await index.active_count()
         sample = await index.sample(SAMPLE)
         sizes, counts = [], []
@@ -56,18 +61,14 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
         if not storage.unavailable(error):
             raise
         return {"available": False, "error": storage.last_error}
-    total_keys = sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
+    node_keys = {row.name: _keys(row.info) for row in keyspace}
+    total_keys = sum(node_keys[row.name] for row in keyspace if row.role == "primary")
     average = sum(sizes) / len(sizes) if sizes else 0
     conversations = round(sum(counts) / len(counts) * active) if counts else 0
     return {
         "available": True,
         "writable": storage.writable,
-        "usedMemory": info["used_memory"],
-        "usedMemoryHuman": info["used_memory_human"],
-        "usedMemoryPeak": info["used_memory_peak"],
-        "usedMemoryPeakHuman": info["used_memory_peak_human"],
-        "maxmemory": info["maxmemory"],
-        "maxmemoryHuman": info["maxmemory_human"],
+        **_memory_totals(memory),
         "keys": {
             "total": total_keys,
             "sessionThreads": active,
@@ -78,6 +79,54 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
         "conversationsHeld": conversations,
         "averageBytesPerSession": round(average),
         "sampledSessions": len(sizes),
+        "nodes": [_node_row(row, node_keys.get(row.name, 0)) for row in memory],
+    }
+
+
+def _keys(keyspace: dict[str, Any]) -> int:
+    return sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
+
+
+def _memory_totals(memory: list[NodeInfo]) -> dict[str, Any]:
+    """Used, peak and maxmemory of the data set: one Redis's figures, or on a cluster the
+    sum over its primaries (maxmemory 0, unlimited, if any primary has no limit)."""
+    primaries = [row.info for row in memory if row.role == "primary"]
+    if len(primaries) == 1:
+        info = primaries[0]
+        return {
+            "usedMemory": info["used_memory"],
+            "usedMemoryHuman": info["used_memory_human"],
+            "usedMemoryPeak": info["used_memory_peak"],
+            "usedMemoryPeakHuman": info["used_memory_peak_human"],
+            "maxmemory": info["maxmemory"],
+            "maxmemoryHuman": info["maxmemory_human"],
+        }
+    used = primaries_total(memory, "used_memory")
+    peak = primaries_total(memory, "used_memory_peak")
+    limits = [int(info["maxmemory"]) for info in primaries]
+    limit = sum(limits) if all(limits) else 0
+    return {
+        "usedMemory": used,
+        "usedMemoryHuman": _human(used),
+        "usedMemoryPeak": peak,
+        "usedMemoryPeakHuman": _human(peak),
+        "maxmemory": limit,
+        "maxmemoryHuman": _human(limit),
+    }
+
+
+def _node_row(row: NodeInfo, node_keys: int) -> dict[str, Any]:
+    """One node of `/system/memory`'s `nodes` (one row for a single Redis)."""
+    if row.error is not None:
+        return {"node": row.name, "role": row.role, "available": False, "error": row.error}
+    return {
+        "node": row.name,
+        "role": row.role,
+        "available": True,
+        "usedMemory": row.info["used_memory"],
+        "usedMemoryHuman": row.info["used_memory_human"],
+        "maxmemory": row.info["maxmemory"],
+        "keys": node_keys,
     }
 
 

@@ -36,7 +36,6 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -52,6 +51,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from session_policy import keys
+from session_policy.redis_client import RedisClient, decodes_responses
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,14 @@ class RedisSessionSaver(BaseCheckpointSaver[str]):
     """The latest checkpoint of each session thread, in one guarded Redis hash per thread.
 
     Args:
-        redis: the async client (`decode_responses=False`: values are binary).
+        redis: the async client, of one Redis or a cluster (`decode_responses=False`: values
+            are binary).
         serde: serializer (default: LangGraph's `JsonPlusSerializer`).
     """
 
-    def __init__(self, redis: aioredis.Redis, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(self, redis: RedisClient, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
-        if redis.connection_pool.connection_kwargs.get("decode_responses"):
+        if decodes_responses(redis):
             raise ValueError("RedisSessionSaver needs a client with decode_responses=False")
         self.redis = redis
         self._put = redis.register_script(_PUT)

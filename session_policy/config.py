@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from session_policy.redis_client import is_cluster_url, parse_cluster_url
 
 Profile = Literal["development", "production", "memory-constrained"]
 
@@ -66,7 +68,10 @@ class SessionSettings(BaseSettings):
         default=3600, ge=1, le=30 * DAY, description="Seconds the user's name and units are kept."
     )
     redis_url: str | None = Field(
-        default=None, description="Redis 8 / Redis Stack URL; unset: embedded Redis (serve)."
+        default=None,
+        description="Redis 7.4+ URL (redis://, rediss://), or a Redis Cluster by its nodes "
+        "(redis+cluster://host:port,host:port; rediss+cluster:// for TLS); unset: embedded "
+        "Redis (serve).",
     )
     redis_timeout: float = Field(
         default=2.0,
@@ -86,6 +91,13 @@ class SessionSettings(BaseSettings):
         le=600,
         description="Seconds a queued message waits for the user's turn before its 409.",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: str | None) -> str | None:
+        if url and is_cluster_url(url):
+            parse_cluster_url(url)  # a RedisUrlError (a ValueError) says what is wrong
+        return url or None
 
     @model_validator(mode="before")
     @classmethod

@@ -109,6 +109,12 @@ CLEANUP_STATS = f"{PREFIX}:cleanup"
 PROBE = f"{PREFIX}:probe"
 """String written (expiring after seconds) to check that Redis takes writes."""
 
+
+def shard_probe(shard: int) -> str:
+    """`PROBE` in a shard's slot: on a cluster the probe writes one per shard."""
+    return f"{PREFIX}:{{{shard}}}:probe"
+
+
 THREADS = f"{PREFIX}:{{*:thread"
 """Glob of every `thread()` key, for listing all threads (never on the service's path)."""
 

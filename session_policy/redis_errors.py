@@ -8,6 +8,11 @@ Redis names the kind of an error reply by its first word, also when the reply co
 inside a Lua script (`OOM command not allowed ... script: ...`). redis-py turns some codes
 into exception classes (OOM, READONLY, LOADING...) and leaves the others (MISCONF, BUSY,
 NOREPLICAS) as a plain `ResponseError` whose message still starts with the code.
+
+On a Redis Cluster, redis-py follows redirections and retries itself; what it gives up on
+comes as its own exceptions: a slot it could not reach through MOVED/ASK/TRYAGAIN in time
+(`ClusterError: TTL exhausted`) counts as `TRYAGAIN`, a slot no node serves in its view of
+the cluster (`SlotNotCoveredError`) as `CLUSTERDOWN`.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ def error_code(error: BaseException) -> str | None:
     return words[0] if words and words[0].isupper() else None
 
 
+def _cluster_code(error: BaseException) -> str | None:
+    """The reply code standing for redis-py's own cluster errors (see the module doc)."""
+    if isinstance(error, redis.exceptions.SlotNotCoveredError):
+        return "CLUSTERDOWN"
+    if isinstance(error, redis.exceptions.ClusterError) and "TTL exhausted" in str(error):
+        return "TRYAGAIN"
+    return None
+
+
 def classify(error: BaseException) -> Unavailable | None:
     """Why Redis can't serve this now, or None when `error` is not such a failure (a bug).
 
@@ -60,7 +74,7 @@ def classify(error: BaseException) -> Unavailable | None:
     too; so do OS-level socket errors.
     """
     detail = f"{type(error).__name__}: {error}"
-    code = error_code(error)
+    code = error_code(error) or _cluster_code(error)
     if code is not None:
         if code not in REFUSALS:
             return None

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
@@ -59,9 +60,18 @@ class EmbeddedRedis:
     survive, as with a Redis restarted empty.
     """
 
-    def __init__(self, port: int | None = None, *, maxmemory: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        maxmemory: str | None = None,
+        modules: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.port = port or free_port()
         self.maxmemory = maxmemory
+        self.modules = modules  # JSON and Search (the service needs neither)
+        self.extra_args = list(extra_args)
         self._dir = Path(tempfile.mkdtemp(prefix="weather-agent-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -83,21 +93,31 @@ class EmbeddedRedis:
             "--dir", str(self._dir),
             "--logfile", str(self._dir / "redis.log"),
         ]  # fmt: skip
-        for module in module_paths():
+        for module in module_paths() if self.modules else []:
             args += ["--loadmodule", str(module)]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory]
-        return args
+        return args + self.extra_args
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (see `wait_ready`)."""
         if self.running:
-            return self
+            return
         binary = server_binary()
         if not binary.exists():
             raise EmbeddedRedisError(f"redis-server not found at {binary}")
         self._process = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the launched server answers PING."""
+        assert self._process is not None, "launch() first"
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         try:
@@ -116,7 +136,13 @@ class EmbeddedRedis:
         finally:
             client.close()
         log.info("embedded Redis 8 started at %s", self.url)
-        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown runs), as a crash would; `start()` brings it back."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def stop(self) -> None:
         if self._process is None:

@@ -9,7 +9,9 @@ Every key of an active session expires by itself shortly after the session's har
 (a grace so that cleanup can still write the ended record, and a turn whose message arrived
 before the deadline can finish in its thread), which is the backstop when no server runs.
 
-Ready for Redis Cluster: every script works in one shard, whose keys share a hash slot.
+Runs on one Redis or a Redis Cluster: every script works in one shard, whose keys share a
+hash slot, and declares every key it touches in its KEYS (see `_SHARD`), which is what keeps
+it atomic while the slot is moved between cluster nodes.
 
 The deadlines are computed in Python (`SessionLimits`, the one definition of when a session
 ends) and stored in the meta as data: `endsAt` and `endsBy`, the first deadline and the
@@ -18,9 +20,11 @@ reason it ends the session by. The scripts only compare `endsAt` with the time.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from session_policy import keys
 from session_policy.ids import InvalidIdError, SessionId, new_session_id
@@ -34,14 +38,31 @@ from session_policy.models import (
     first_deadline,
     iso,
 )
+from session_policy.redis_client import RedisClient
+from session_policy.redis_errors import classify
 
-# Every script: KEYS[1] the shard's deadline index, KEYS[2] its ended counts; ARGV[1..6] the
-# shard's name patterns (keys.shard_patterns: meta, thread, active, ended, lock, queue).
+log = logging.getLogger(__name__)
+
+# Every script: KEYS[1] the shard's deadline index, KEYS[2] its ended counts, then every
+# other key it may touch; ARGV[1..6] the shard's name patterns (keys.shard_patterns: meta,
+# thread, active, ended, lock, queue).
+# Why every key is declared: while a slot moves between cluster nodes, Redis checks only a
+# script's KEYS (it runs the script where they all are, else answers ASK or TRYAGAIN); a key
+# reached only by name inside the script might have moved already and read as missing. So
+# `name` refuses an undeclared key (a bug: an error, never a silent miss), and a script that
+# learns a key's name from the data (the user's current session) asks for it (`known`).
 _SHARD = """
 local index, counts = KEYS[1], KEYS[2]
 local P = {meta = ARGV[1], thread = ARGV[2], active = ARGV[3], ended = ARGV[4], lock = ARGV[5],
   queue = ARGV[6]}
-local function name(kind, id) return string.format(P[kind], id) end
+local declared = {}
+for _, key in ipairs(KEYS) do declared[key] = true end
+local function known(kind, id) return declared[string.format(P[kind], id)] ~= nil end
+local function name(kind, id)
+  local key = string.format(P[kind], id)
+  if not declared[key] then error('undeclared key ' .. key) end
+  return key
+end
 
 local QUEUE_NEXT = %s
 
@@ -131,13 +152,24 @@ end
 """
 _SHARD %= repr(keys.QUEUE_NEXT)  # a Lua string literal, as Python writes it
 _GONE, _NOT_DUE, _BUSY, _ENDED = 0, 1, 2, 3
+_EXISTING, _STARTED, _ID_TAKEN, _NEEDS_KEY = 0, 1, 2, 3
 
+# KEYS: index, counts, the user's keys (`_user_keys`), the new session's meta and, if the
+# caller guesses one, the current session's meta.
 # ARGV[7] user, [8] new session id, [9] its first deadline (endsAt), [10] keepUntil, then the
 # new session's meta as field, value pairs; with a lock, its token, TTL and queue time (ms)
 # come last.
-# Returns {session id, meta, 1 if it started now} or {"", {}, 2}: that id is an ended
-# session's (same millisecond), try the next one.
+# Returns {session id, meta, _EXISTING or _STARTED}; {"", {}, _ID_TAKEN}: that id is an ended
+# session's (same millisecond), try the next one; {current id, {}, _NEEDS_KEY}: the user's
+# current session is another than the one guessed, call again declaring its meta (before
+# anything was written).
 _GET_OR_START_FUNCTION = """
+local function unknown_current(user)
+  local current = redis.call('GET', name('active', user))
+  if current and not known('meta', current) then return {current, {}, 3} end
+  return nil
+end
+
 local function get_or_start(fields)
   local user, sid, keep = ARGV[7], ARGV[8], ARGV[10]
   local active = name('active', user)
@@ -156,7 +188,11 @@ local function get_or_start(fields)
   return {sid, redis.call('HGETALL', meta), 1}
 end
 """
-_GET_OR_START = _SHARD + _GET_OR_START_FUNCTION + "return get_or_start({unpack(ARGV, 11)})\n"
+_GET_OR_START = (
+    _SHARD
+    + _GET_OR_START_FUNCTION
+    + "return unknown_current(ARGV[7]) or get_or_start({unpack(ARGV, 11)})\n"
+)
 
 # As _GET_OR_START, after taking the user's turn lock (`take_lock`). False when the lock
 # is not this turn's (yet).
@@ -165,15 +201,19 @@ _BEGIN_TURN = (
     + _GET_OR_START_FUNCTION
     + """
 local token, ttl, queue_ms = ARGV[#ARGV - 2], ARGV[#ARGV - 1], tonumber(ARGV[#ARGV])
+local ask = unknown_current(ARGV[7])
+if ask then return ask end
 if not take_lock(ARGV[7], token, ttl, queue_ms) then return false end
 return get_or_start({unpack(ARGV, 11, #ARGV - 3)})
 """
 )
 
-# ARGV[7] user, [8] token, [9] lock TTL (ms), [10] queue time (ms): `take_lock` alone.
+# KEYS: index, counts, the user's keys. ARGV[7] user, [8] token, [9] lock TTL (ms), [10] queue
+# time (ms): `take_lock` alone.
 _TRY_LOCK = _SHARD + "return take_lock(ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]))\n"
 
 
+# KEYS: index, counts, the session's meta, its user's lock.
 # ARGV[7] session id, [8] user, [9] lock token ("": none to release), [10] its new first
 # deadline (endsAt), then the meta's new field, value pairs. Nil if the session ended.
 _RECORD_TURN = (
@@ -188,27 +228,29 @@ return redis.call('HGETALL', meta)
 """
 )
 
-# ARGV[7] session id, [8] now, [9] retention ms, [10] reason.
+# KEYS: index, counts, the session's keys (`_session_keys`). ARGV[7] session id, [8] now,
+# [9] retention ms, [10] reason.
 _END = (
     _SHARD + "return end_session(ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], false)\n"
 )
 
-# ARGV[7] now, [8] retention ms, [9] batch size. Returns {due ids seen, records}.
+# KEYS: index, counts, the keys of every session to end (`_session_keys`, each once).
+# ARGV[7] now, [8] retention ms, [9...] the ids of the shard's sessions the index showed due
+# (read just before: the script checks each again). Returns the records of those it ended.
 _SWEEP = (
     _SHARD
     + """
 local now, retention = tonumber(ARGV[7]), tonumber(ARGV[8])
-local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, tonumber(ARGV[9]))
 local out = {}
-for _, sid in ipairs(due) do
-  local result = end_session(sid, now, retention, '', true)
+for i = 9, #ARGV do
+  local result = end_session(ARGV[i], now, retention, '', true)
   if result[1] == 3 then table.insert(out, result[2]) end
 end
-return {#due, out}
+return out
 """
 )
 
-# ARGV[7] user, [8] token.
+# KEYS: index, counts, the user's lock. ARGV[7] user, [8] token.
 _UNLOCK = _SHARD + "return release(name('lock', ARGV[7]), ARGV[8])\n"
 
 SWEEP_BATCH = 500
@@ -259,14 +301,41 @@ def _user_of(session_id: str) -> str | None:
         return None
 
 
+def _user_keys(user_id: str) -> list[str]:
+    """The keys of a user a script may touch: active pointer, ended records, lock, queue."""
+    return [
+        keys.user_active(user_id),
+        keys.user_ended(user_id),
+        keys.user_lock(user_id),
+        keys.user_queue(user_id),
+    ]
+
+
+def _session_keys(session_id: str, user_id: str) -> list[str]:
+    """The keys ending a session may touch: its meta and thread, its user's active pointer,
+    ended records and lock."""
+    return [
+        keys.session_meta(session_id),
+        keys.thread(session_id),
+        keys.user_active(user_id),
+        keys.user_ended(user_id),
+        keys.user_lock(user_id),
+    ]
+
+
 class RedisSessionStore:
-    """Sessions in Redis, shared by every server process using the same Redis."""
+    """Sessions in Redis (one Redis or a Redis Cluster), shared by every server process
+    using it."""
 
     backend: Backend = "redis"
 
+    # Users whose current session this process last saw, to declare its meta in the start
+    # script's KEYS the first time; a wrong or missing guess costs one more call. Bounded.
+    KNOWN_SESSIONS = 100_000
+
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         limits: SessionLimits,
         *,
         retention_ms: int,
@@ -283,21 +352,29 @@ class RedisSessionStore:
         self._sweep = redis.register_script(_SWEEP)
         self._unlock = redis.register_script(_UNLOCK)
         self._try_lock = redis.register_script(_TRY_LOCK)
+        self._current: dict[str, str] = {}
 
     @staticmethod
-    def _shard(shard: int) -> tuple[list[str], list[Any]]:
-        """KEYS and the ARGV head of every script working in `shard`."""
-        return [keys.deadlines(shard), keys.ended_counts(shard)], keys.shard_patterns(shard)
+    def _shard(shard: int, *touched: str) -> tuple[list[str], list[Any]]:
+        """KEYS (the shard's index and counts, then `touched`) and the ARGV head of every
+        script working in `shard`."""
+        index = [keys.deadlines(shard), keys.ended_counts(shard)]
+        return [*index, *touched], keys.shard_patterns(shard)
 
     # --- starting -----------------------------------------------------------------------
 
     async def _started(self, user_id: str, now_ms: int, lock: list[Any] | None) -> Session | None:
         """Get or start the user's session (taking the turn lock first with `lock`)."""
-        shard_keys, head = self._shard(keys.shard_of(user_id))
+        shard = keys.shard_of(user_id)
         start = now_ms
+        guess = self._current.get(user_id)
         while True:
             new = self.limits.new_session(new_session_id(user_id, start), user_id, start, "redis")
             keep_until = new.expires_at_ms + self.grace_ms
+            touched = [*_user_keys(user_id), keys.session_meta(new.session_id)]
+            if guess is not None and guess != new.session_id:
+                touched.append(keys.session_meta(guess))
+            shard_keys, head = self._shard(shard, *touched)
             args = [
                 *head,
                 user_id,
@@ -319,9 +396,19 @@ class RedisSessionStore:
             if not reply:
                 return None  # locked
             session_id, meta, started = reply
-            if int(started) != 2:
-                return _session(session_id, meta)
-            start += 1  # that id belongs to an ended session of the same millisecond
+            if int(started) == _NEEDS_KEY:
+                guess = _decode(session_id)
+                continue
+            if int(started) == _ID_TAKEN:
+                start += 1  # that id belongs to an ended session of the same millisecond
+                continue
+            self._remember(user_id, _decode(session_id))
+            return _session(session_id, meta)
+
+    def _remember(self, user_id: str, session_id: str) -> None:
+        if len(self._current) >= self.KNOWN_SESSIONS:
+            self._current.clear()
+        self._current[user_id] = session_id
 
     async def get_or_start(self, user_id: str, now_ms: int) -> Session:
         session = await self._started(user_id, now_ms, None)
@@ -369,7 +456,11 @@ class RedisSessionStore:
         unlock: tuple[str, str] | None = None,
     ) -> Session | None:
         updated = self.limits.after_turn(session, now_ms, conversation_count)
-        shard_keys, head = self._shard(keys.shard_of(session.user_id))
+        shard_keys, head = self._shard(
+            keys.shard_of(session.user_id),
+            keys.session_meta(session.session_id),
+            keys.user_lock(session.user_id),
+        )
         token = ""
         if unlock is not None:
             user_id, token = unlock
@@ -386,7 +477,9 @@ class RedisSessionStore:
         return _session(session.session_id, meta) if meta else None
 
     async def try_lock(self, user_id: str, token: str, ttl_ms: int, *, queue_ms: int = 0) -> bool:
-        shard_keys, head = self._shard(keys.shard_of(user_id))
+        shard_keys, head = self._shard(
+            keys.shard_of(user_id), keys.user_lock(user_id), keys.user_queue(user_id)
+        )
         args = [*head, user_id, token, ttl_ms, queue_ms]
         return bool(await self._try_lock(keys=shard_keys, args=args))
 
@@ -394,7 +487,7 @@ class RedisSessionStore:
         await self.redis.hdel(keys.user_queue(user_id), token)
 
     async def unlock(self, user_id: str, token: str) -> None:
-        shard_keys, head = self._shard(keys.shard_of(user_id))
+        shard_keys, head = self._shard(keys.shard_of(user_id), keys.user_lock(user_id))
         await self._unlock(keys=shard_keys, args=[*head, user_id, token])
 
     # --- ending ---------------------------------------------------------------------------
@@ -403,26 +496,77 @@ class RedisSessionStore:
         user_id = _user_of(session_id)
         if user_id is None:
             return None
-        shard_keys, head = self._shard(keys.shard_of(user_id))
+        shard_keys, head = self._shard(keys.shard_of(user_id), *_session_keys(session_id, user_id))
         reply = await self._end(
             keys=shard_keys, args=[*head, session_id, now_ms, self.retention_ms, reason]
         )
         return EndedSession.from_json(reply[1]) if int(reply[0]) == _ENDED else None
 
     async def sweep(self, now_ms: int) -> list[EndedSession]:
-        """End every session whose duration or inactivity deadline has passed: each shard
-        of the index in turn, in batches, by one script per batch."""
+        """End every session whose duration or inactivity deadline has passed: every shard
+        of the index, in batches; per batch one read of the due ids and one script that
+        checks and ends them (declaring their keys), each shard's in one pipeline."""
         ended: list[EndedSession] = []
-        for shard in range(keys.SHARDS):
-            shard_keys, head = self._shard(shard)
-            while True:
-                seen, records = await self._sweep(
-                    keys=shard_keys, args=[*head, now_ms, self.retention_ms, SWEEP_BATCH]
-                )
-                ended += [EndedSession.from_json(r) for r in records]
-                if seen < SWEEP_BATCH:
-                    break
+        shards = list(range(keys.SHARDS))
+        while shards:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for shard in shards:
+                    pipe.zrangebyscore(keys.deadlines(shard), "-inf", now_ms, 0, SWEEP_BATCH)
+                due: list[list[bytes]] = await pipe.execute()
+            batches = [
+                (shard, [_decode(i) for i in ids])
+                for shard, ids in zip(shards, due, strict=True)
+                if ids
+            ]
+            calls = [self._sweep_call(shard, ids, now_ms) for shard, ids in batches]
+            for (shard, ids), reply in zip(
+                batches, await self._run(self._sweep, calls), strict=True
+            ):
+                if isinstance(reply, Exception):
+                    problem = classify(reply)
+                    if problem is None or problem.kind != "TRYAGAIN":
+                        raise reply
+                    # Its slot is moving between cluster nodes: the next run sweeps it.
+                    log.info("cleanup: shard %d skipped this run (%s)", shard, reply)
+                    ids.clear()
+                else:
+                    ended += [EndedSession.from_json(record) for record in reply]
+            shards = [shard for shard, ids in batches if len(ids) == SWEEP_BATCH]
         return ended
+
+    def _sweep_call(self, shard: int, ids: list[str], now_ms: int) -> tuple[list[str], list[Any]]:
+        touched: dict[str, None] = {}  # each key once, in order
+        for session_id in ids:
+            user_id = _user_of(session_id)
+            # Not a session id: no key is named after it; `end_session` drops it from the index.
+            if user_id is not None:
+                touched.update(dict.fromkeys(_session_keys(session_id, user_id)))
+            else:
+                touched[keys.shard_patterns(shard)[0] % session_id] = None
+        shard_keys, head = self._shard(shard, *touched)
+        return shard_keys, [*head, now_ms, self.retention_ms, *ids]
+
+    async def _run(
+        self, script: AsyncScript, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run `script` once per (keys, args) in one pipeline; each call's reply or error.
+        A server that lost the script (restarted, failed over) gets it again."""
+        if not calls:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call_keys, args in calls:
+                # EVALSHA by name: redis-py blocks `evalsha` in cluster pipelines, not the
+                # command (routed by its first key like any other).
+                pipe.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                call_keys, args = calls[i]
+                try:
+                    replies[i] = await script(keys=call_keys, args=args)
+                except Exception as error:
+                    replies[i] = error
+        return replies
 
     # --- statistics -----------------------------------------------------------------------
 

@@ -27,20 +27,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import redis
 import redis.asyncio as aioredis
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from session_policy import keys
 from session_policy.checkpointer import RedisSessionSaver
 from session_policy.config import SessionSettings
 from session_policy.memory_store import MemorySessionStore
 from session_policy.models import Backend, SessionLimits
+from session_policy.redis_client import RedisClient, make_client, node_infos
 from session_policy.redis_errors import Unavailable, classify
 from session_policy.redis_store import RedisSessionStore
 from session_policy.store import SessionStore
@@ -93,23 +91,9 @@ class Storage:
         )
         self.redis: Backing | None = None
         self.redis_store: RedisSessionStore | None = None  # the Redis backing's index
-        self.client: aioredis.Redis | None = None
+        self.client: RedisClient | None = None
         if redis_url:
-            timeout = settings.redis_timeout
-            # A blocking pool queues for a free connection under bursts instead of
-            # failing with "Too many connections".
-            pool = aioredis.BlockingConnectionPool.from_url(
-                redis_url,
-                max_connections=64,
-                timeout=timeout,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # After a Redis restart, pooled connections are stale: one immediate retry
-                # on a fresh connection tells "restarted" apart from "down". Timeouts are
-                # not retried: a Redis that stopped answering costs REDIS_TIMEOUT, not twice.
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            )
-            self.client = aioredis.Redis(connection_pool=pool)
+            self.client = make_client(redis_url, settings.redis_timeout)
             grace_ms = max(2 * settings.cleanup_interval, 60_000)
             self.redis_store = RedisSessionStore(
                 self.client, self.limits, retention_ms=retention_ms, grace_ms=grace_ms
@@ -198,12 +182,12 @@ class Storage:
         try:
             await self.client.ping()
             self.ping_ms = round((time.perf_counter() - started) * 1000, 3)
-            await self.client.set(keys.PROBE, "1", px=PROBE_TTL_MS)
+            await self._probe_write(self.client)
             if self.problem is not None and self.problem.kind == "OOM":
-                memory = await self.client.info("memory")
-                limit = int(memory["maxmemory"])
-                if limit and int(memory["used_memory"]) > OOM_RECOVERY_FILL * limit:
-                    return False  # still nearly full: stay on memory, same problem
+                for node in await node_infos(self.client, "memory", replicas=False):
+                    limit = int(node.info["maxmemory"])
+                    if limit and int(node.info["used_memory"]) > OOM_RECOVERY_FILL * limit:
+                        return False  # still nearly full: stay on memory, same problem
         except Exception as error:
             self._down(classify(error) or _probe_failed(error))
             return False
@@ -213,6 +197,18 @@ class Storage:
         self.mode = "redis"
         self.problem = None
         return True
+
+    @staticmethod
+    async def _probe_write(client: RedisClient) -> None:
+        """The small expiring write: on a cluster one per shard, so every primary holding
+        sessions is checked (a failed-over or migrating part refuses)."""
+        if not isinstance(client, aioredis.RedisCluster):
+            await client.set(keys.PROBE, "1", px=PROBE_TTL_MS)
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.set(keys.shard_probe(shard), "1", px=PROBE_TTL_MS)
+            await pipe.execute()
 
     def unavailable(self, error: BaseException) -> bool:
         """If `error` means Redis can't serve now, switch new sessions to memory, start

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, TTLConfig
 
 from session_policy.keys import PREFIX
+from session_policy.redis_client import RedisClient
 
 
 def item_key(namespace: tuple[str, ...], key: str) -> str:
@@ -59,7 +59,7 @@ class RedisUserStore(BaseStore):
 
     def __init__(
         self,
-        redis_client: aioredis.Redis,
+        redis_client: RedisClient,
         *,
         sync_client: redis.Redis | None = None,
         default_ttl_minutes: float | None = None,

@@ -11,6 +11,7 @@ import redis
 
 from agent.models import OfflineChatModel
 from agent.weather import SimulatedWeather
+from session_policy.embedded_cluster import EmbeddedCluster
 from session_policy.redis_server import EmbeddedRedis
 from tests.server_process import ServerProcess
 
@@ -49,6 +50,27 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    """One embedded Redis Cluster for the test session: 3 primaries, a replica each.
+
+    Never skipped, like `redis_server`. Tests that kill or move parts of it leave it with
+    3 primaries serving every slot and a replica each again.
+    """
+    with EmbeddedCluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: EmbeddedCluster) -> str:
+    """The shared test cluster (`redis+cluster://`), emptied before each test that uses it."""
+    for port in redis_cluster.primary_ports():
+        client = redis.Redis(port=port)
+        client.flushall()
+        client.close()
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from langchain_core.runnables import RunnableConfig
 
 from agent import build_graph
@@ -24,6 +23,7 @@ from session_policy.config import SessionSettings
 from session_policy.manager import SessionBusyError, SessionManager, TurnResult
 from session_policy.models import SessionLimits
 from session_policy.policy import SessionPolicy
+from session_policy.redis_client import RedisClient
 from session_policy.storage import Backing, Storage
 
 
@@ -92,7 +92,7 @@ async def service(redis_url: str) -> AsyncIterator[Service]:
     await svc.storage.close()
 
 
-async def thread_keys(client: aioredis.Redis, session_id: str) -> list[bytes]:
+async def thread_keys(client: RedisClient, session_id: str) -> list[bytes]:
     return [key async for key in client.scan_iter(match=f"*{session_id}*")]
 
 

@@ -83,3 +83,18 @@ def test_other_errors_are_bugs() -> None:
 def test_every_refusal_is_described() -> None:
     for code, (reason, _) in REFUSALS.items():
         assert code in reason
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        # redis-py gave up following a slot on the move (MOVED/ASK/TRYAGAIN) in time
+        (redis.exceptions.ClusterError("TTL exhausted."), "TRYAGAIN"),
+        # no node serves the slot in the client's view of the cluster (a failover)
+        (redis.exceptions.SlotNotCoveredError("Slot 42 is not covered"), "CLUSTERDOWN"),
+    ],
+)  # fmt: skip
+def test_cluster_client_errors_are_unavailable(error: BaseException, kind: str) -> None:
+    problem = classify(error)
+    assert problem is not None
+    assert problem.kind == kind
