@@ -18,6 +18,7 @@ from rich.console import Console
 from bench import cleanup, httpload, memory, turn
 from bench.common import RESULTS_DIR, Section, environment, write_json
 from bench.report import render
+from session_policy.embedded_cluster import EmbeddedCluster
 from session_policy.redis_server import EmbeddedRedis
 
 SECTIONS = ("turn", "bytes", "cleanup", "http")
@@ -114,7 +115,10 @@ async def _run_async(name: str, size: Any, args: argparse.Namespace) -> Section:
             return await turn.run(server.url, size, args.turn_levels.split(","))
         if name == "bytes":
             return await memory.run(server.url, size, include_stock=not args.bytes_no_stock)
-        return await cleanup.run(server.url, size)
+        section = await cleanup.run(server.url, size)
+    with EmbeddedCluster() as cluster:  # the same sweep on a Redis Cluster
+        await cleanup.run_on_cluster(cluster.url, size, section)
+    return section
 
 
 def run_section(
@@ -122,9 +126,11 @@ def run_section(
 ) -> Section:
     if name == "http":
         if early is not None:
-            return httpload.run(early.redis.url, size, args.out.parent, early.servers)
-        with EmbeddedRedis() as server:
-            return httpload.run(server.url, size, args.out.parent)
+            return httpload.run(
+                early.redis.url, early.cluster.url, size, args.out.parent, early.servers
+            )
+        with EmbeddedRedis() as server, EmbeddedCluster() as cluster:
+            return httpload.run(server.url, cluster.url, size, args.out.parent)
     return asyncio.run(_run_async(name, size, args))
 
 
@@ -135,16 +141,20 @@ class _EarlyHttp:
 
     def __init__(self, size: httpload.HttpSizes, log_dir: Path) -> None:
         self.redis = EmbeddedRedis().start()
+        self.cluster = EmbeddedCluster()
         try:
-            self.servers = httpload.start_servers(self.redis.url, size, log_dir)
+            self.cluster.start()
+            self.servers = httpload.start_servers(self.redis.url, self.cluster.url, size, log_dir)
         except BaseException:
             self.redis.close()
+            self.cluster.close()
             raise
 
     def close(self) -> None:
         for server in self.servers.values():
             server.stop()
         self.redis.close()
+        self.cluster.close()
 
 
 async def _environment() -> dict[str, Any]:

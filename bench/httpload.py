@@ -43,7 +43,7 @@ from bench.common import (
 from bench.lite import median, percentile
 from session_policy.redis_server import free_port
 
-MIN_THROUGHPUT_RATIO = 0.80
+MIN_THROUGHPUT_RATIO = 0.80  # Redis server ÷ memory server, and cluster ÷ one Redis
 MAX_LONE_RATIO = 1.25  # a lone user's server time p50: Redis server / memory server
 
 
@@ -141,12 +141,16 @@ class Server:
         self.process = None
 
 
-def start_servers(redis_url: str, sizes: HttpSizes, log_dir: Path) -> dict[str, Server]:
-    """Both servers, starting (not waited for): the Redis one and the memory one."""
+def start_servers(
+    redis_url: str, cluster_url: str, sizes: HttpSizes, log_dir: Path
+) -> dict[str, Server]:
+    """The three servers, starting (not waited for): on one Redis, on the Redis Cluster
+    (`cluster_url`) and on memory."""
     closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    urls = {"redis": redis_url, "cluster": cluster_url, "memory": closed}
     started = {
-        "redis": Server("redis", redis_url, sizes.workers, log_dir / "http-redis.log"),
-        "memory": Server("memory", closed, sizes.workers, log_dir / "http-memory.log"),
+        kind: Server(kind, url, sizes.workers, log_dir / f"http-{kind}.log")
+        for kind, url in urls.items()
     }
     try:
         for server in started.values():  # start both, then wait: imports overlap
@@ -164,7 +168,8 @@ def servers(started: dict[str, Server]) -> Iterator[dict[str, Server]]:
     try:
         for server in started.values():
             status = server.wait_ready()
-            if status.get("storageMode") != server.kind:
+            expected = "memory" if server.kind == "memory" else "redis"
+            if status.get("storageMode") != expected:
                 raise RuntimeError(f"{server.kind} server runs on {status.get('storageMode')}")
         yield started
     finally:
@@ -200,6 +205,7 @@ def load(server: Server, users: int, turns: int, duration: float, prefix: str) -
 
 def run(
     redis_url: str,
+    cluster_url: str,
     sizes: HttpSizes,
     log_dir: Path = RESULTS_DIR,
     starting: dict[str, Server] | None = None,
@@ -217,10 +223,10 @@ def run(
         f"load generator: python -m bench.loadgen (own process); server logs in {log_dir}; "
         f"servers: weather-agent serve --workers {sizes.workers}"
     )
-    phases: dict[str, list[dict[str, Any]]] = {"redis": [], "memory": []}
+    kinds = ["memory", "redis", "cluster"]
+    phases: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     lone: dict[str, dict[str, Any]] = {}
-    with servers(starting or start_servers(redis_url, sizes, log_dir)) as running:
-        kinds = ["memory", "redis"]
+    with servers(starting or start_servers(redis_url, cluster_url, sizes, log_dir)) as running:
         for kind in kinds if sizes.warmup_turns else []:  # warm-up: first sessions, pools
             load(running[kind], min(sizes.users, 10), sizes.warmup_turns, 60, f"warm-{kind}")
         for round_ in range(sizes.rounds):
@@ -230,14 +236,16 @@ def run(
                 )
                 result.pop("server_ms_all")  # the summary is enough under load
                 phases[kind].append(result)
-        for kind in kinds:
+        for kind in ("memory", "redis"):
             prefix = f"lone-{kind}"
             client = load(running[kind], 1, sizes.lone_turns, sizes.duration_s, prefix)
             lone[kind] = {"client": client, "server_ms": client.pop("server_ms_all")}
 
-    for kind in ("memory", "redis"):
+    for kind in kinds:
         for i, result in enumerate(phases[kind]):
             section.rows.append(_row(kind, f"load {i + 1}", result))
+        if kind not in lone:
+            continue
         client = lone[kind]["client"]
         section.rows.append(_row(kind, "lone user (client)", client))
         server_ms: list[float] = lone[kind]["server_ms"]
@@ -252,25 +260,23 @@ def run(
                 "-",
             ]
         )
-    ratios = [
-        r["turns_per_s"] / m["turns_per_s"]
-        for r, m in zip(phases["redis"], phases["memory"], strict=True)
-        if m["turns_per_s"] > 0
-    ]
+    ratios = _ratios(phases["redis"], phases["memory"])
+    cluster_ratios = _ratios(phases["cluster"], phases["redis"])
     errors = {kind: sum(int(p["errors"]) for p in phases[kind]) for kind in phases}
-    errors = {
-        kind: errors[kind] + int(lone[kind]["client"]["errors"]) for kind in ("redis", "memory")
-    }
+    for kind, measured in lone.items():
+        errors[kind] += int(measured["client"]["errors"])
     lone_ms: list[float] = lone["redis"]["server_ms"]
     section.figures = {
         "sizes": sizes.__dict__,
         "phases": phases,
         "lone": lone,
         "throughput_ratios": ratios,
+        "cluster_throughput_ratios": cluster_ratios,
         "errors": errors,
     }
     redis_tps = median(p["turns_per_s"] for p in phases["redis"])
     memory_tps = median(p["turns_per_s"] for p in phases["memory"])
+    cluster_tps = median(p["turns_per_s"] for p in phases["cluster"])
     section.targets += [
         Target(
             "http",
@@ -306,8 +312,40 @@ def run(
             f"client-side p50 {fmt(lone['redis']['client']['latency_ms']['p50'])} ms",
         ),
     ]
+    section.targets += [
+        Target(
+            "http",
+            "Redis Cluster server ÷ one-Redis server, turns/s",
+            median(cluster_ratios),
+            MIN_THROUGHPUT_RATIO,
+            ">=",
+            TIMES,
+            f"{fmt(cluster_tps, 1)} vs {fmt(redis_tps, 1)} turns/s (medians; per phase: "
+            + ", ".join(fmt(r) for r in cluster_ratios)
+            + "); 3 primaries + 3 replicas",
+        ),
+        Target(
+            "http",
+            "errors under load (Redis Cluster server)",
+            errors["cluster"],
+            0,
+            "<=",
+            "",
+            "samples: "
+            + "; ".join(s for p in phases["cluster"] for s in p.get("error_samples", [])[:2])[:300],
+        ),
+    ]
     section.seconds = time.perf_counter() - started
     return section
+
+
+def _ratios(numerators: list[dict[str, Any]], denominators: list[dict[str, Any]]) -> list[float]:
+    """Throughput ratios phase by phase (the phases of one round ran back to back)."""
+    return [
+        n["turns_per_s"] / d["turns_per_s"]
+        for n, d in zip(numerators, denominators, strict=True)
+        if d["turns_per_s"] > 0
+    ]
 
 
 def _row(kind: str, phase: str, result: dict[str, Any]) -> list[str]:

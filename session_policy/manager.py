@@ -49,6 +49,10 @@ TURN_LOCK_MS = 120_000  # a crashed process's lock frees itself after this
 # holds up the queue, with room for a busy event loop or a slow Redis round trip.
 QUEUE_POLL_S = 0.05
 QUEUE_PLACE_MS = 5_000
+# A turn lock left on a Redis that failed mid-turn is released once Redis is back: tried
+# again after 0.1 s, doubling to every 2 s (it expires by itself after TURN_LOCK_MS anyway).
+RELEASE_RETRY_S = 0.1
+RELEASE_RETRY_MAX_S = 2.0
 
 
 class SessionBusyError(RuntimeError):
@@ -242,6 +246,7 @@ class SessionManager:
             lock = await self._try(user_id, token, 0)
         else:
             deadline = time.monotonic() + self.queue_s
+            lock = None
             try:
                 lock = await self._try(user_id, token, QUEUE_PLACE_MS)
                 while lock is None and time.monotonic() < deadline:
@@ -295,21 +300,33 @@ class SessionManager:
                 await backing.sessions.leave_queue(user_id, token)
 
     async def _unlock(self, lock: _TurnLock, user_id: str) -> None:
-        if lock.backing is not self.storage.memory and not self.storage.writable:
-            # Redis failed during this turn (it has been answered from memory): the answer
-            # does not wait for Redis a second time. The lock expires by itself if this fails.
-            task = asyncio.get_running_loop().create_task(self._release(lock, user_id))
-            self._releasing.add(task)
-            task.add_done_callback(self._releasing.discard)
+        on_redis = lock.backing is not self.storage.memory
+        # Redis failed during this turn (it has been answered from memory): the answer does
+        # not wait for Redis a second time, the lock is released in the background.
+        if not (on_redis and not self.storage.writable) and await self._release(lock, user_id):
             return
-        await self._release(lock, user_id)
+        task = asyncio.get_running_loop().create_task(self._release_when_back(lock, user_id))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
-    async def _release(self, lock: _TurnLock, user_id: str) -> None:
+    async def _release(self, lock: _TurnLock, user_id: str) -> bool:
+        """Release the lock; False if Redis can't be reached now."""
         try:
             await lock.backing.sessions.unlock(user_id, lock.token)
-        except Exception as error:  # it expires by itself
+        except Exception as error:
             if not self.storage.unavailable(error):
                 raise
+            return False
+        return True
+
+    async def _release_when_back(self, lock: _TurnLock, user_id: str) -> None:
+        """Release a Redis lock once Redis answers again (a failover, a restart): else the
+        user's next messages would find it held, and wait or be refused, until it expires."""
+        deadline = time.monotonic() + TURN_LOCK_MS / 1000
+        pause = RELEASE_RETRY_S
+        while not await self._release(lock, user_id) and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RELEASE_RETRY_MAX_S)
 
     async def _turn(
         self, user_id: str, run: _Run, lock: _TurnLock
@@ -473,6 +490,8 @@ class SessionManager:
 
     async def shutdown(self) -> list[str]:
         """End memory sessions (and, if configured, the Redis sessions this process served)."""
+        for task in list(self._releasing):  # locks still waiting for Redis expire by themselves
+            task.cancel()
         ended = []
         memory = self.storage.memory
         for session in list(getattr(memory.sessions, "sessions", [])):

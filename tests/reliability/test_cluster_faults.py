@@ -35,9 +35,6 @@ ENV = {
     "INACTIVITY_TIMEOUT": "600",
     "CLEANUP_INTERVAL": "500",
     "REDIS_TIMEOUT": "1",
-    # A user whose turn lost Redis between taking and releasing its turn lock is refused
-    # (409 busy) until the lock expires; refused at once, not after a wait in line.
-    "DOUBLE_TEXTING": "reject",
 }
 
 
@@ -125,19 +122,18 @@ async def test_failover_of_a_primary_under_load(
     turns = sum(len(a) for a in load.answers.values())
     degraded = sum(1 for a in load.answers.values() for x in a if x["storage"] == "memory")
     errors = [s for s in load.statuses if s >= 500]
-    busy = {r.split()[0] for r in load.refusals if " 409 " in r}
     print(
         f"\n[cluster failover] {turns} turns answered ({before} before the kill), "
-        f"{len(errors)} 5xx, {load.statuses.count(409)} 409 busy (users {sorted(busy)}: a "
-        f"turn lock left by a turn that lost Redis), {degraded} answered from memory; "
-        f"replica promoted "
+        f"{len(errors)} 5xx, {len(load.refusals)} other refusals, {degraded} answered from "
+        "memory; replica promoted "
         f"{promoted_s:.1f} s after the failure was seen, status ok {ok_after_kill:.1f} s "
         f"after the kill (ok {ok_s:.1f} s after the promotion)"
     )
     assert victim.port not in redis_cluster.primary_ports()
     assert len(redis_cluster.primary_ports()) == 3
     assert errors == []
-    assert set(load.statuses) <= {200, 409}, load.refusals[:5]
+    # Nor a 409: a turn lock left on the failed primary is released once the cluster is back.
+    assert set(load.statuses) == {200}, load.refusals[:5]
     assert turns > before
     # The killed node comes back as a replica of the one that took its place.
     victim.start()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
+import redis
 
+from session_policy import keys
 from session_policy.redis_server import EmbeddedRedis
 from tests.session_policy.test_manager import Clock, Service, settings_for
 
@@ -22,6 +25,13 @@ async def wait_for(condition: Callable[[], bool]) -> None:
     """Poll until `condition()` holds; fails after 10 s (the reconnect promise)."""
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110 - polls state set by another task
+            await asyncio.sleep(0.05)
+
+
+async def wait_for_async(read: Callable[[], Awaitable[object]], expected: object) -> None:
+    """Poll until `await read()` equals `expected`; fails after 10 s."""
+    async with asyncio.timeout(10):
+        while await read() != expected:  # noqa: ASYNC110 - polls Redis
             await asyncio.sleep(0.05)
 
 
@@ -108,3 +118,40 @@ async def test_redis_sessions_survive_a_restart_unless_told(
     # Only what this process served is ended: never every user's sessions.
     assert await restarted.storage.current.sessions.active("other-user") == untouched
     await restarted.storage.close()
+
+
+async def test_a_turn_lock_left_by_a_failure_is_released_when_redis_answers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failover between taking and releasing the turn lock: the lock is released once
+    Redis answers again, not left to lock the user out (409 or a wait) until it expires."""
+    svc = Service(settings_for(redis_url), Clock())
+    await svc.storage.start()
+    store, client = svc.storage.redis_store, svc.storage.client
+    assert store is not None
+    assert client is not None
+    real_record, real_unlock = store.record_turn, store.unlock
+    failures = {"record_turn": 1, "unlock": 3}
+
+    def failing(name: str, real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if failures[name]:
+                failures[name] -= 1
+                raise redis.ConnectionError("primary failing over")
+            return await real(*args, **kwargs)
+
+        return call
+
+    # Recording the turn (which also releases the lock) fails: the lock is left held.
+    monkeypatch.setattr(store, "record_turn", failing("record_turn", real_record))
+    monkeypatch.setattr(store, "unlock", failing("unlock", real_unlock))
+    turn = await svc.chat("mo", "Weather in Rome?")
+    assert turn.storage == "redis"
+    lock = keys.user_lock("mo")
+    assert await client.exists(lock) == 1
+    await wait_for_async(lambda: client.exists(lock), 0)
+    assert failures == {"record_turn": 0, "unlock": 0}
+    await wait_for(lambda: svc.storage.status == "ok")
+    again = await svc.chat("mo", "and tomorrow?")  # not refused as busy
+    assert (again.storage, again.session_id) == ("redis", turn.session_id)
+    await svc.storage.close()
