@@ -32,7 +32,11 @@ def process_rss_bytes() -> int:
 
 
 def _human(size: float) -> str:
-    for unit in ("B", "K", "M", "G"):
+    """Bytes as Redis's INFO writes them (`0B`, `1.50M`), for sums over a cluster."""
+    if size < 1024:
+        return f"{int(size)}B"
+    size /= 1024
+    for unit in ("K", "M", "G"):
         if size < 1024:
             return f"{size:.2f}{unit}"
         size /= 1024

@@ -73,6 +73,12 @@ def cluster_url(redis_cluster: EmbeddedCluster) -> str:
     return redis_cluster.url
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def each_redis_url(request: pytest.FixtureRequest) -> str:
+    """The test Redis, then the test cluster: for what must hold on both alike."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 @pytest.fixture(scope="module")
 def server_redis() -> Iterator[EmbeddedRedis]:
     """A Redis for the server processes of one test module."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -87,10 +88,23 @@ async def check_ended_once(https: list[httpx.AsyncClient], index: int, session_i
     assert records[0]["endReason"] == "inactivity"
 
 
-async def test_two_processes_one_session_per_user_and_exactly_once_cleanup(
-    two_servers: list[ServerProcess],
-) -> None:
-    https = [client(server.url, CONCURRENCY + 4) for server in two_servers]
+@dataclass
+class Outcome:
+    """What two processes made of the users' conversations, once cleanup ended them all."""
+
+    results: list[list[JSON]]  # each user's answers
+    chat_s: float
+    latencies: list[float]
+    waited_s: float  # from the last answer until no session was active
+    status: list[JSON]  # each process's /system/status
+    inactivity: list[int]  # sessions each process ended by inactivity
+    memory: JSON  # /system/memory
+
+
+async def converse_then_expire(servers: list[ServerProcess]) -> Outcome:
+    """Every user converses across both processes (one session each, exact counts), then
+    waits for cleanup: each user's session is ended once, by inactivity."""
+    https = [client(server.url, CONCURRENCY + 4) for server in servers]
     try:
         # Each process answers once first (its first turn builds the offline gazetteer), and
         # those warm-up sessions are ended by hand so they do not count below.
@@ -104,7 +118,6 @@ async def test_two_processes_one_session_per_user_and_exactly_once_cleanup(
             CONCURRENCY, [converse(https, i, latencies) for i in range(USERS)]
         )
         chat_s = time.monotonic() - started
-        gaps = [stamp(a[k + 1]) - stamp(a[k]) for a in results for k in range(len(a) - 1)]
         for answers in results:
             assert {a["storage"] for a in answers} == {"redis"}
             assert len({a["sessionId"] for a in answers}) == 1  # one session, both processes
@@ -124,23 +137,35 @@ async def test_two_processes_one_session_per_user_and_exactly_once_cleanup(
         )
         status = [await get_json(http, "/system/status") for http in https]
         per_process = [await ended_by_this_process(http) for http in https]
+        memory = await get_json(https[1], "/system/memory")
     finally:
         for http in https:
             await http.aclose()
 
     stats = status[0]["sessions"]
-    assert status[1]["sessions"]["endedByReason"] == stats["endedByReason"]  # shared in Redis
     inactivity = [counts.get("inactivity", 0) for counts in per_process]
-    print(
-        f"\n[multi-process] {USERS} users x {len(MESSAGES)} messages over 2 processes in "
-        f"{chat_s:.1f} s ({USERS * len(MESSAGES) / chat_s:.1f} turns/s, concurrency "
-        f"{CONCURRENCY}); turn latency median {statistics.median(latencies):.2f} s, max "
-        f"{max(latencies):.2f} s; largest gap between a user's answers {max(gaps):.2f} s "
-        f"(INACTIVITY_TIMEOUT 2 s); all ended {waited_s:.1f} s later; ended by inactivity: "
-        f"stats {stats['endedByReason']['inactivity']}, per process {inactivity} "
-        f"(sum {sum(inactivity)}); cleanup runs {stats['cleanup']['runs']}"
-    )
+    assert {s["status"] for s in status} == {"ok"}
+    assert status[1]["sessions"]["endedByReason"] == stats["endedByReason"]  # shared in Redis
     assert stats["endedByReason"]["inactivity"] == USERS
     assert stats["endedByReason"]["manual"] == 2  # the warm-up sessions
     assert sum(inactivity) == USERS  # no session ended twice, whichever process swept
     assert stats["activeSessions"] == 0
+    return Outcome(results, chat_s, latencies, waited_s, status, inactivity, memory)
+
+
+async def test_two_processes_one_session_per_user_and_exactly_once_cleanup(
+    two_servers: list[ServerProcess],
+) -> None:
+    outcome = await converse_then_expire(two_servers)
+    gaps = [stamp(a[k + 1]) - stamp(a[k]) for a in outcome.results for k in range(len(a) - 1)]
+    stats = outcome.status[0]["sessions"]
+    print(
+        f"\n[multi-process] {USERS} users x {len(MESSAGES)} messages over 2 processes in "
+        f"{outcome.chat_s:.1f} s ({USERS * len(MESSAGES) / outcome.chat_s:.1f} turns/s, "
+        f"concurrency {CONCURRENCY}); turn latency median "
+        f"{statistics.median(outcome.latencies):.2f} s, max {max(outcome.latencies):.2f} s; "
+        f"largest gap between a user's answers {max(gaps):.2f} s (INACTIVITY_TIMEOUT 2 s); "
+        f"all ended {outcome.waited_s:.1f} s later; ended by inactivity: stats "
+        f"{stats['endedByReason']['inactivity']}, per process {outcome.inactivity} (sum "
+        f"{sum(outcome.inactivity)}); cleanup runs {stats['cleanup']['runs']}"
+    )

@@ -1,7 +1,8 @@
 """Sessions on a Redis Cluster (3 primaries, a replica each) as on one Redis: every end
-reason, history and ended records, thread keys gone at the end, turn locks, user facts,
-cleanup over every shard, statistics; and the cluster's own cases (scripts lost by the
-nodes, keys of one script in one slot, the sessions spread over the primaries).
+reason (the time limits in `test_manager`, which runs them on both), history and ended
+records, thread keys gone at the end, turn locks, user facts, cleanup over every shard,
+statistics; and the cluster's own cases (scripts lost by the nodes, keys of one script in
+one slot, the sessions spread over the primaries).
 """
 
 from __future__ import annotations
@@ -70,31 +71,6 @@ async def test_conversation_limit_ends_the_session_and_deletes_its_thread(
     assert (nxt.conversation_count, nxt.response) == (1, "Your name is Alice.")  # user facts
     history = await service.manager.ended_sessions("alice", 10)
     assert [r.sessionId for r in history] == [first[0].session_id]
-
-
-@pytest.mark.parametrize(("idle_s", "reason"), [(20, "inactivity"), (None, "duration")])
-async def test_time_limits_end_the_session(
-    cluster_url: str, idle_s: float | None, reason: str
-) -> None:
-    service = Service(settings_for(cluster_url, max_conversations_per_session=100), Clock())
-    await service.storage.start()
-    try:
-        first = await service.chat("bob", "Weather in Oslo?")
-        if idle_s is not None:
-            service.clock.advance(idle_s)
-        else:
-            for _ in range(3):  # busy every 15 s: it still ends 60 s after its start
-                service.clock.advance(15)
-                await service.chat("bob", "hi")
-            service.clock.advance(15)
-        answer = await service.chat("bob", "and tomorrow?")
-        assert answer.session_id != first.session_id
-        assert answer.conversation_count == 1
-        ended = await service.storage.current.sessions.ended("bob", 10)
-        assert [(r.sessionId, r.endReason) for r in ended] == [(first.session_id, reason)]
-        assert await thread_keys(cluster_client(service), first.session_id) == []
-    finally:
-        await service.storage.close()
 
 
 async def test_manual_end(service: Service) -> None:

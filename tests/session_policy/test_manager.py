@@ -119,9 +119,9 @@ async def test_conversation_limit_then_a_new_session(service: Service) -> None:
 
 @pytest.mark.parametrize(("idle_s", "reason"), [(20, "inactivity"), (None, "duration")])
 async def test_time_limits_end_the_session_and_the_message_is_answered(
-    redis_url: str, idle_s: float | None, reason: str
+    each_redis_url: str, idle_s: float | None, reason: str
 ) -> None:
-    service = Service(settings_for(redis_url, max_conversations_per_session=100), Clock())
+    service = Service(settings_for(each_redis_url, max_conversations_per_session=100), Clock())
     await service.storage.start()
     first = await service.chat("bob", "Weather in Oslo?")
     if idle_s is not None:
@@ -137,6 +137,8 @@ async def test_time_limits_end_the_session_and_the_message_is_answered(
     assert "Which place" in answer.response  # a new session: it does not know Oslo
     ended = await service.storage.current.sessions.ended("bob", 10)
     assert [(r.sessionId, r.endReason) for r in ended] == [(first.session_id, reason)]
+    assert service.storage.client is not None
+    assert await thread_keys(service.storage.client, first.session_id) == []
     await service.storage.close()
 
 
