@@ -187,6 +187,11 @@ async def node_infos(client: RedisClient, section: str, *, replicas: bool = True
         return [NodeInfo(name, "primary", await client.info(section))]
     if client._initialize:  # its nodes are known once it has connected
         await client.initialize()
+    elif replicas:
+        # The client learns the nodes (CLUSTER SLOTS) when it connects and when a command is
+        # redirected or fails. That view goes stale: a replica is listed only once it holds
+        # data, a failed node that rejoins is not redirected to. The report asks afresh.
+        await client.nodes_manager.initialize()
     rows = [
         NodeInfo(node.name, "primary", await client.info(section, target_nodes=node))
         for node in client.get_primaries()

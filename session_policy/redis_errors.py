@@ -12,12 +12,13 @@ NOREPLICAS) as a plain `ResponseError` whose message still starts with the code.
 On a Redis Cluster, redis-py follows redirections and retries itself; what it gives up on
 comes as its own exceptions: a slot it could not reach through MOVED/ASK/TRYAGAIN in time
 (`ClusterError: TTL exhausted`) counts as `TRYAGAIN`, a slot no node serves in its view of
-the cluster (`SlotNotCoveredError`) as `CLUSTERDOWN`.
+the cluster (`SlotNotCoveredError`) as `CLUSTERDOWN`, and a cluster none of whose nodes
+answers (`RedisClusterException` raised from the `ConnectionError`) as unreachable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -86,4 +87,9 @@ def classify(error: BaseException) -> Unavailable | None:
         )
     if isinstance(error, redis.ConnectionError | ConnectionError | OSError):
         return Unavailable("unreachable", "Redis is unreachable", False, detail)
+    if error.__cause__ is not None:
+        # redis-py wraps some failures: a cluster none of whose nodes answers is a
+        # RedisClusterException raised from the ConnectionError.
+        cause = classify(error.__cause__)
+        return None if cause is None else replace(cause, detail=detail)
     return None

@@ -138,6 +138,20 @@ async def test_failover_of_a_primary_under_load(
     # The killed node comes back as a replica of the one that took its place.
     victim.start()
     await wait_until(lambda: asyncio.sleep(0, redis_cluster.healthy()), 30, "node rejoined")
+    primaries = {f"127.0.0.1:{port}" for port in redis_cluster.primary_ports()}
+    expected = {
+        f"127.0.0.1:{node.port}": "primary" if f"127.0.0.1:{node.port}" in primaries else "replica"
+        for node in redis_cluster.nodes
+    }
+
+    # /system/memory shows the cluster as it is now: the rejoined node, as a replica.
+    async with client(cluster_server.url) as after:
+
+        async def nodes_as_the_cluster_has_them() -> bool:
+            memory = await get_json(after, "/system/memory")
+            return {row["node"]: row["role"] for row in memory["redis"]["nodes"]} == expected
+
+        await wait_until(nodes_as_the_cluster_has_them, 10, "the rejoined node in the report")
 
 
 async def test_resharding_while_serving(

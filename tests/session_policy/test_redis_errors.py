@@ -98,3 +98,22 @@ def test_cluster_client_errors_are_unavailable(error: BaseException, kind: str) 
     problem = classify(error)
     assert problem is not None
     assert problem.kind == kind
+
+
+def test_a_cluster_none_of_whose_nodes_answers_is_unreachable() -> None:
+    try:
+        try:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:7000.")
+        except redis.ConnectionError as lost:
+            raise redis.exceptions.RedisClusterException(
+                "Redis Cluster cannot be connected. Please provide at least one reachable node"
+            ) from lost
+    except redis.exceptions.RedisClusterException as error:
+        problem = classify(error)
+    assert problem is not None
+    assert (problem.kind, problem.reason) == ("unreachable", "Redis is unreachable")
+    assert problem.detail.startswith("RedisClusterException: Redis Cluster cannot be connected")
+    # A wrapped bug stays a bug.
+    wrapped = redis.exceptions.RedisClusterException("no shard_hint in cluster mode")
+    wrapped.__cause__ = ValueError("ours")
+    assert classify(wrapped) is None

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from session_policy import keys
-from session_policy.redis_server import EmbeddedRedis
+from session_policy.redis_server import EmbeddedRedis, free_port
 from session_policy.storage import StorageUnavailableError
 from tests.session_policy.test_manager import Clock, Service, settings_for
 
@@ -162,5 +162,19 @@ async def test_ending_a_session_on_a_replica_is_refused_clearly(
         # ...but ending it needs a write: refused with the reason, not silently skipped.
         with pytest.raises(StorageUnavailableError, match="READONLY"):
             await svc.manager.end_user_sessions("end-amy")
+    finally:
+        await svc.storage.close()
+
+
+async def test_a_cluster_none_of_whose_nodes_answers_is_unreachable() -> None:
+    """Named by nodes that are all down: degraded because Redis is unreachable (not because
+    "the probe failed"), and every message answered from memory."""
+    url = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    svc = Service(settings_for(url), Clock())
+    await svc.storage.start()
+    try:
+        assert (svc.storage.status, svc.storage.problem_kind) == ("degraded", "unreachable")
+        assert svc.storage.reason == "Redis is unreachable"
+        assert (await svc.chat("nia", "Weather in Rome?")).storage == "memory"
     finally:
         await svc.storage.close()
