@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group.add_argument("--http-users", type=int, help="concurrent users (50)")
     group.add_argument("--http-turns", type=int, help="messages per user and phase (20)")
     group.add_argument("--http-rounds", type=int, help="phases per server (3)")
-    group.add_argument("--http-lone-turns", type=int, help="turns of the lone user (30)")
+    group.add_argument("--http-lone-turns", type=int, help="turns of the lone user (60)")
     group.add_argument("--http-workers", type=int, help="server workers (as many as cores)")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
@@ -102,7 +102,7 @@ def sizes(args: argparse.Namespace) -> dict[str, Any]:
             users=_pick(args.http_users, 50, 3, q),
             turns=_pick(args.http_turns, 20, 2, q),
             rounds=_pick(args.http_rounds, 3, 1, q),
-            lone_turns=_pick(args.http_lone_turns, 30, 3, q),
+            lone_turns=_pick(args.http_lone_turns, 60, 3, q),
             warmup_turns=0 if q else 5,
             workers=args.http_workers or (1 if q else os.cpu_count() or 2),
         ),

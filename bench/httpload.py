@@ -1,21 +1,24 @@
-"""Target 4, HTTP load: `/chat` on the real server, Redis-backed vs in-memory storage.
+"""Target 4, HTTP load: `/chat` on the real server, on Redis, on a Redis Cluster, in memory.
 
-Two `weather-agent serve --workers N` processes (offline model, simulated weather, JSON
-logs, every other setting at its default): one with REDIS_URL pointing at an embedded
-Redis, one with REDIS_URL pointing at a closed port, so it runs degraded on in-memory
-storage (the same code, the same process layout). The load comes from
-`python -m bench.loadgen` in a separate process: closed-loop users sending the scripted
-conversation, bounded in turns and time, on 127.0.0.1. The servers take turns under load,
-alternating which goes first, and the throughput ratio is taken within each round.
+Three `weather-agent serve --workers N` processes (offline model, simulated weather, JSON
+logs, no rate limit, every other setting at its default): one on an embedded Redis, one on
+an embedded Redis Cluster (3 primaries, a replica each), and one with REDIS_URL pointing at
+a closed port, so it runs degraded on in-memory storage (the same code, the same process
+layout). The load comes from `python -m bench.loadgen` in a separate process: closed-loop
+users sending the scripted conversation, bounded in turns and time, on 127.0.0.1. The
+servers take turns under load, rotating which goes first, and the throughput ratios are
+taken within each round.
 
-Server time of a lone user's turn: one user, one message at a time, on each server; the
-time is what each response's `Server-Timing` header reports (`server.timing`: from the
-request reaching the app to its response starting, so routing, validation, the session
-and the agent turn, the JSON answer), next to the round trip the client measured.
+Server time of a lone user's turn: one user, one message at a time, on the memory and the
+Redis server, their turns interleaved (turn k on each, then turn k + 1); the time is what
+each response's `Server-Timing` header reports (`server.timing`: from the request reaching
+the app to its response starting, so routing, validation, the session and the agent turn,
+the JSON answer), next to the round trip the client measured.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -31,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from bench import loadgen
 from bench.common import (
     RESULTS_DIR,
     ROOT,
@@ -53,7 +57,7 @@ class HttpSizes:
     turns: int = 20
     rounds: int = 3
     duration_s: float = 120.0
-    lone_turns: int = 30
+    lone_turns: int = 60
     warmup_turns: int = 5
     workers: int = os.cpu_count() or 2
 
@@ -75,6 +79,8 @@ class Server:
             "OPENAI_API_KEY": "",
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
+            # The lone user sends more than the default 60 messages a minute.
+            "RATE_LIMIT_PER_MINUTE": "0",
         }
         for name in ("SESSION_PROFILE", "OPENAI_BASE_URL"):
             self.env.pop(name, None)
@@ -236,9 +242,9 @@ def run(
                 )
                 result.pop("server_ms_all")  # the summary is enough under load
                 phases[kind].append(result)
-        for kind in ("memory", "redis"):
-            prefix = f"lone-{kind}"
-            client = load(running[kind], 1, sizes.lone_turns, sizes.duration_s, prefix)
+        urls = {kind: running[kind].url for kind in ("memory", "redis")}
+        alone = asyncio.run(loadgen.run_alternating(urls, sizes.lone_turns, "lone"))
+        for kind, client in alone.items():
             lone[kind] = {"client": client, "server_ms": client.pop("server_ms_all")}
 
     for kind in kinds:

@@ -5,6 +5,9 @@ the next as soon as the previous answer arrived, until it sent `--turns` message
 `--duration` seconds passed. Talks to 127.0.0.1 only. Prints one JSON object (or writes it
 to `--out`): successful turns, errors, turns per second, latency percentiles as the client
 saw them and as the server reported them (its `Server-Timing` header).
+
+`run_alternating` is the lone user of the bench: one user per server, one message at a
+time, the servers' turns interleaved.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,47 +31,56 @@ from server.timing import parse as parse_server_timing
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+@dataclass
+class _Tally:
+    """What one server answered: client latencies, its reported times, statuses."""
+
+    latencies: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # the first 10, for the report
+
+    def failed(self, what: str) -> None:
+        if len(self.errors) < 10:
+            self.errors.append(what)
+
+
+async def _send(client: httpx.AsyncClient, user_id: str, turn: int, tally: _Tally) -> None:
+    """The user's message number `turn` of the script, tallied."""
+    body = {"message": SCRIPT[turn % len(SCRIPT)], "userId": user_id}
+    started = time.perf_counter()
+    try:
+        response = await client.post("/chat", json=body)
+        elapsed = time.perf_counter() - started
+        tally.statuses[str(response.status_code)] += 1
+        if response.status_code != 200 or "response" not in response.json():
+            tally.failed(f"{user_id} turn {turn}: {response.status_code} {response.text}")
+            return
+        tally.latencies.append(elapsed)
+        reported = parse_server_timing(response.headers.get("server-timing"))
+        if reported is not None:
+            tally.server_ms.append(reported)
+    except (httpx.HTTPError, ValueError) as error:
+        tally.statuses[type(error).__name__] += 1
+        tally.failed(f"{user_id} turn {turn}: {type(error).__name__}: {error}")
+
+
 async def _user(
-    client: httpx.AsyncClient,
-    user_id: str,
-    turns: int,
-    deadline: float,
-    latencies: list[float],
-    server_ms: list[float],
-    statuses: Counter[str],
-    errors: list[str],
+    client: httpx.AsyncClient, user_id: str, turns: int, deadline: float, tally: _Tally
 ) -> None:
     for turn in range(turns):
         if time.monotonic() >= deadline:
             return
-        body = {"message": SCRIPT[turn % len(SCRIPT)], "userId": user_id}
-        started = time.perf_counter()
-        try:
-            response = await client.post("/chat", json=body)
-            elapsed = time.perf_counter() - started
-            statuses[str(response.status_code)] += 1
-            if response.status_code != 200 or "response" not in response.json():
-                if len(errors) < 10:
-                    errors.append(f"{user_id} turn {turn}: {response.status_code} {response.text}")
-                continue
-            latencies.append(elapsed)
-            reported = parse_server_timing(response.headers.get("server-timing"))
-            if reported is not None:
-                server_ms.append(reported)
-        except (httpx.HTTPError, ValueError) as error:
-            statuses[type(error).__name__] += 1
-            if len(errors) < 10:
-                errors.append(f"{user_id} turn {turn}: {type(error).__name__}: {error}")
+        await _send(client, user_id, turn, tally)
 
 
-async def run(url: str, users: int, turns: int, duration: float, prefix: str) -> dict[str, Any]:
-    host = urlsplit(url).hostname
-    if host not in LOCAL_HOSTS:
+def _local(url: str) -> str:
+    if urlsplit(url).hostname not in LOCAL_HOSTS:
         raise SystemExit(f"refusing to load {url}: 127.0.0.1 only")
-    latencies: list[float] = []
-    server_ms: list[float] = []
-    statuses: Counter[str] = Counter()
-    errors: list[str] = []
+    return url
+
+
+def _client(url: str, users: int) -> httpx.AsyncClient:
     # Idle connections are dropped after 2 s, before the server's 5 s keep-alive timeout
     # closes them: with httpx's default (5 s, the same) a request sent on a connection the
     # server is closing at that moment fails with ReadError (a client-side race, seen once at
@@ -75,33 +88,62 @@ async def run(url: str, users: int, turns: int, duration: float, prefix: str) ->
     limits = httpx.Limits(
         max_connections=users, max_keepalive_connections=users, keepalive_expiry=2.0
     )
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    return httpx.AsyncClient(base_url=_local(url), timeout=60, limits=limits)
+
+
+async def run(url: str, users: int, turns: int, duration: float, prefix: str) -> dict[str, Any]:
+    tally = _Tally()
+    async with _client(url, users) as client:
         started = time.perf_counter()
         deadline = time.monotonic() + duration
         await asyncio.gather(
-            *(
-                _user(
-                    client, f"{prefix}-{i}", turns, deadline, latencies, server_ms, statuses, errors
-                )
-                for i in range(users)
-            )
+            *(_user(client, f"{prefix}-{i}", turns, deadline, tally) for i in range(users))
         )
         elapsed = time.perf_counter() - started
-    ms = [x * 1000 for x in latencies]
+    return _result(url, users, turns, duration, elapsed, tally)
+
+
+async def run_alternating(urls: dict[str, str], turns: int, prefix: str) -> dict[str, Any]:
+    """A lone user on each server, their turns interleaved: turn k on every server (which
+    goes first rotating), then turn k + 1, so a noisy machine shifts them all alike."""
+    tallies = {name: _Tally() for name in urls}
+    clients = {name: _client(url, 1) for name, url in urls.items()}
+    elapsed = dict.fromkeys(urls, 0.0)
+    try:
+        names = list(urls)
+        for turn in range(turns):
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.perf_counter()
+                await _send(clients[name], f"{prefix}-{name}", turn, tallies[name])
+                elapsed[name] += time.perf_counter() - started
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return {
+        name: _result(url, 1, turns, None, elapsed[name], tallies[name])
+        for name, url in urls.items()
+    }
+
+
+def _result(
+    url: str, users: int, turns: int, duration: float | None, elapsed: float, tally: _Tally
+) -> dict[str, Any]:
+    ms = [x * 1000 for x in tally.latencies]
     return {
         "url": url,
         "users": users,
         "turns_per_user": turns,
         "duration_cap_s": duration,
         "elapsed_s": elapsed,
-        "turns_ok": len(latencies),
-        "errors": sum(statuses.values()) - len(latencies),
-        "statuses": dict(statuses),
-        "error_samples": errors,
-        "turns_per_s": len(latencies) / elapsed if elapsed > 0 else 0.0,
+        "turns_ok": len(ms),
+        "errors": sum(tally.statuses.values()) - len(ms),
+        "statuses": dict(tally.statuses),
+        "error_samples": tally.errors,
+        "turns_per_s": len(ms) / elapsed if elapsed > 0 else 0.0,
         "latency_ms": _summary(ms),
-        "server_ms": _summary(server_ms),
-        "server_ms_all": server_ms,
+        "server_ms": _summary(tally.server_ms),
+        "server_ms_all": tally.server_ms,
     }
 
 
