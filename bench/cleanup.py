@@ -48,7 +48,7 @@ from session_policy.cleanup import Cleanup
 from session_policy.events import LogEvents
 from session_policy.models import Session
 from session_policy.policy import FACTS_KEY, FACTS_NAMESPACE
-from session_policy.redis_client import NodeInfo, RedisClient, node_infos
+from session_policy.redis_client import RedisClient, node_infos
 from session_policy.redis_store import SWEEP_BATCH, RedisSessionStore
 from session_policy.storage import Storage
 from session_policy.user_memory import item_key
@@ -321,12 +321,9 @@ async def run(url: str, sizes: CleanupSizes) -> Section:
     return section
 
 
-async def _keys_on_primaries(client: RedisClient) -> int:
-    return sum(int(row.info.get("db0", {}).get("keys", 0)) for row in await _keyspace(client))
-
-
-async def _keyspace(client: RedisClient) -> list[NodeInfo]:
-    return await node_infos(client, "keyspace", replicas=False)
+async def _keys_per_primary(client: RedisClient) -> list[int]:
+    rows = await node_infos(client, "keyspace", replicas=False)
+    return [int(row.info.get("db0", {}).get("keys", 0)) for row in rows]
 
 
 async def run_on_cluster(url: str, sizes: CleanupSizes, section: Section) -> None:
@@ -344,17 +341,17 @@ async def run_on_cluster(url: str, sizes: CleanupSizes, section: Section) -> Non
         await _create(client, store, dump, min(SWEEP_BATCH, sizes.sessions), now)
         warm_now = now + settings.session_duration * 1000 + 1000
         await Cleanup(storage, 3600, clock_ms=lambda: warm_now, events=QuietEvents()).run_once()
-        start_keys = await _keys_on_primaries(client)
+        start_keys = sum(await _keys_per_primary(client))
 
         now = int(time.time() * 1000)
         sessions = await _create(client, store, dump, sizes.sessions, now)
-        per_node = [int(r.info.get("db0", {}).get("keys", 0)) for r in await _keyspace(client)]
+        per_node = await _keys_per_primary(client)
         sweep_now = now + settings.session_duration * 1000 + 1000
         cleanup = Cleanup(storage, 3600, clock_ms=lambda: sweep_now, events=QuietEvents())
         sweep_started = time.perf_counter()
         ended = await cleanup.run_once()
         sweep_s = time.perf_counter() - sweep_started
-        after_keys = await _keys_on_primaries(client)
+        after_keys = sum(await _keys_per_primary(client))
     finally:
         await storage.close()
     section.figures["cluster"] = {

@@ -302,8 +302,7 @@ def run(
             0,
             "<=",
             "",
-            f"memory server: {errors['memory']}; samples: "
-            + "; ".join(s for p in phases["redis"] for s in p.get("error_samples", [])[:2])[:300],
+            f"memory server: {errors['memory']}; samples: {_samples(phases['redis'])}",
         ),
         Target(
             "http",
@@ -337,8 +336,7 @@ def run(
             0,
             "<=",
             "",
-            "samples: "
-            + "; ".join(s for p in phases["cluster"] for s in p.get("error_samples", [])[:2])[:300],
+            f"samples: {_samples(phases['cluster'])}",
         ),
     ]
     section.seconds = time.perf_counter() - started
@@ -352,6 +350,11 @@ def _ratios(numerators: list[dict[str, Any]], denominators: list[dict[str, Any]]
         for n, d in zip(numerators, denominators, strict=True)
         if d["turns_per_s"] > 0
     ]
+
+
+def _samples(phases: list[dict[str, Any]]) -> str:
+    """The first errors of each phase, for a target's detail."""
+    return "; ".join(s for p in phases for s in p.get("error_samples", [])[:2])[:300]
 
 
 def _row(kind: str, phase: str, result: dict[str, Any]) -> list[str]:

@@ -49,8 +49,7 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
     if client is None or index is None or not storage.reads_redis:
         return {"available": False, "error": storage.last_error}
     try:
-        memory = await node_infos(client, "memory")
-        keyspace = await node_infos(client, "keyspace")
+        nodes = await node_infos(client, "memory", "keyspace")
         active = await index.active_count()
         sample = await index.sample(SAMPLE)
         sizes, counts = [], []
@@ -65,14 +64,14 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
         if not storage.unavailable(error):
             raise
         return {"available": False, "error": storage.last_error}
-    node_keys = {row.name: _keys(row.info) for row in keyspace}
-    total_keys = sum(node_keys[row.name] for row in keyspace if row.role == "primary")
+    node_keys = {row.name: _keys(row.info) for row in nodes}
+    total_keys = sum(node_keys[row.name] for row in nodes if row.role == "primary")
     average = sum(sizes) / len(sizes) if sizes else 0
     conversations = round(sum(counts) / len(counts) * active) if counts else 0
     return {
         "available": True,
         "writable": storage.writable,
-        **_memory_totals(memory),
+        **_memory_totals(nodes),
         "keys": {
             "total": total_keys,
             "sessionThreads": active,
@@ -83,12 +82,17 @@ async def _redis_figures(service: Service) -> dict[str, Any]:
         "conversationsHeld": conversations,
         "averageBytesPerSession": round(average),
         "sampledSessions": len(sizes),
-        "nodes": [_node_row(row, node_keys.get(row.name, 0)) for row in memory],
+        "nodes": [_node_row(row, node_keys[row.name]) for row in nodes],
     }
 
 
-def _keys(keyspace: dict[str, Any]) -> int:
-    return sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
+def _keys(info: dict[str, Any]) -> int:
+    """Keys in every database of one node's INFO keyspace (`db0: {keys: ...}`)."""
+    return sum(
+        int(db.get("keys", 0))
+        for name, db in info.items()
+        if name.startswith("db") and isinstance(db, dict)
+    )
 
 
 def _memory_totals(memory: list[NodeInfo]) -> dict[str, Any]:

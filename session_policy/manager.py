@@ -300,10 +300,10 @@ class SessionManager:
                 await backing.sessions.leave_queue(user_id, token)
 
     async def _unlock(self, lock: _TurnLock, user_id: str) -> None:
-        on_redis = lock.backing is not self.storage.memory
         # Redis failed during this turn (it has been answered from memory): the answer does
         # not wait for Redis a second time, the lock is released in the background.
-        if not (on_redis and not self.storage.writable) and await self._release(lock, user_id):
+        redis_failed = lock.backing is not self.storage.memory and not self.storage.writable
+        if not redis_failed and await self._release(lock, user_id):
             return
         task = asyncio.get_running_loop().create_task(self._release_when_back(lock, user_id))
         self._releasing.add(task)

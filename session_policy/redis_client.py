@@ -177,14 +177,15 @@ class NodeInfo:
     error: str | None = None
 
 
-async def node_infos(client: RedisClient, section: str, *, replicas: bool = True) -> list[NodeInfo]:
-    """INFO `section` of every node holding data: the one Redis, or each node of the
-    cluster (primaries first; replicas too unless `replicas=False`). A primary that fails
-    raises (its sessions can't be served); a replica that fails is a row with its error."""
+async def node_infos(client: RedisClient, *sections: str, replicas: bool = True) -> list[NodeInfo]:
+    """INFO `sections` (one INFO per node) of every node holding data: the one Redis, or each
+    node of the cluster (primaries first; replicas too unless `replicas=False`). A primary
+    that fails raises (its sessions can't be served); a replica that fails is a row with its
+    error."""
     if not isinstance(client, aioredis.RedisCluster):
         kwargs = _connection_kwargs(client)
         name = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        return [NodeInfo(name, "primary", await client.info(section))]
+        return [NodeInfo(name, "primary", await client.info(*sections))]
     if client._initialize:  # its nodes are known once it has connected
         await client.initialize()
     elif replicas:
@@ -193,13 +194,13 @@ async def node_infos(client: RedisClient, section: str, *, replicas: bool = True
         # data, a failed node that rejoins is not redirected to. The report asks afresh.
         await client.nodes_manager.initialize()
     rows = [
-        NodeInfo(node.name, "primary", await client.info(section, target_nodes=node))
+        NodeInfo(node.name, "primary", await client.info(*sections, target_nodes=node))
         for node in client.get_primaries()
     ]
     for node in client.get_replicas() if replicas else []:
         try:
             rows.append(
-                NodeInfo(node.name, "replica", await client.info(section, target_nodes=node))
+                NodeInfo(node.name, "replica", await client.info(*sections, target_nodes=node))
             )
         except redis.RedisError as error:
             rows.append(NodeInfo(node.name, "replica", {}, f"{type(error).__name__}: {error}"))
