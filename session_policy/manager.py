@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -49,8 +49,9 @@ TURN_LOCK_MS = 120_000  # a crashed process's lock frees itself after this
 # holds up the queue, with room for a busy event loop or a slow Redis round trip.
 QUEUE_POLL_S = 0.05
 QUEUE_PLACE_MS = 5_000
-# A turn lock left on a Redis that failed mid-turn is released once Redis is back: tried
-# again after 0.1 s, doubling to every 2 s (it expires by itself after TURN_LOCK_MS anyway).
+# A turn's last writes (its record, its lock's release) that Redis failed to take are made
+# once Redis is back: tried again after 0.1 s, doubling to every 2 s, for TURN_LOCK_MS (the
+# lock expires by itself then anyway).
 RELEASE_RETRY_S = 0.1
 RELEASE_RETRY_MAX_S = 2.0
 
@@ -129,7 +130,7 @@ class SessionManager:
         self.events = events or LogEvents()
         self._graphs: dict[Backend, Graph] = {}
         self._served: set[str] = set()  # Redis sessions this process ran turns in
-        self._releasing: set[asyncio.Task[None]] = set()  # turn locks released in the background
+        self._pending: set[asyncio.Task[None]] = set()  # last writes waiting for Redis
 
     def graph(self, backing: Backing) -> Graph:
         if backing.name not in self._graphs:
@@ -305,9 +306,7 @@ class SessionManager:
         redis_failed = lock.backing is not self.storage.memory and not self.storage.writable
         if not redis_failed and await self._release(lock, user_id):
             return
-        task = asyncio.get_running_loop().create_task(self._release_when_back(lock, user_id))
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        self._when_back(lambda: self._release(lock, user_id))
 
     async def _release(self, lock: _TurnLock, user_id: str) -> bool:
         """Release the lock; False if Redis can't be reached now."""
@@ -319,14 +318,21 @@ class SessionManager:
             return False
         return True
 
-    async def _release_when_back(self, lock: _TurnLock, user_id: str) -> None:
-        """Release a Redis lock once Redis answers again (a failover, a restart): else the
-        user's next messages would find it held, and wait or be refused, until it expires."""
-        deadline = time.monotonic() + TURN_LOCK_MS / 1000
-        pause = RELEASE_RETRY_S
-        while not await self._release(lock, user_id) and time.monotonic() < deadline:
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, RELEASE_RETRY_MAX_S)
+    def _when_back(self, write: Callable[[], Awaitable[bool]]) -> None:
+        """Make `write` (False: Redis can't take it now) in the background until Redis takes
+        it (a failover, a restart). A lock left held would make the user's next messages wait
+        or be refused until it expires; a record left unmade would count a turn twice."""
+
+        async def until_taken() -> None:
+            deadline = time.monotonic() + TURN_LOCK_MS / 1000
+            pause = RELEASE_RETRY_S
+            while not await write() and time.monotonic() < deadline:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RELEASE_RETRY_MAX_S)
+
+        task = asyncio.get_running_loop().create_task(until_taken())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _turn(
         self, user_id: str, run: _Run, lock: _TurnLock
@@ -423,23 +429,30 @@ class SessionManager:
         count = verdict["conversation_count"]
         end_reason = verdict["end_reason"]
         release = lock.backing is backing and end_reason is None
-        try:
-            recorded = await backing.sessions.record_turn(
-                session,
-                now,
-                count,
-                unlock=(session.user_id, lock.token) if release else None,
-            )
-            lock.released = release
-        except Exception as error:
-            if not self.storage.unavailable(error):
-                raise
-            recorded = None
+        unlock = (session.user_id, lock.token) if release else None
+        recorded: Session | None = None
+
+        async def record() -> bool:
+            nonlocal recorded
+            try:
+                recorded = await backing.sessions.record_turn(session, now, count, unlock=unlock)
+            except Exception as error:
+                if not self.storage.unavailable(error):
+                    raise
+                return False
+            return True
+
+        taken = await record()
+        if not taken:
+            # Redis failed after the turn was saved in its thread: the count is recorded (and
+            # the lock released with it) once Redis is back, before this user's next turn.
+            self._when_back(record)
+        lock.released = release
         status: Literal["active", "ended"] = "active"
         if end_reason is not None:
             status = "ended"
             await self.end_session(backing, session.session_id, end_reason)
-        elif recorded is None:  # ended meanwhile (manual end, cleanup): its data is gone
+        elif taken and recorded is None:  # ended meanwhile (manual end, cleanup): data gone
             status = "ended"
         if backing.name == "redis":
             self._served.add(session.session_id)
@@ -490,7 +503,8 @@ class SessionManager:
 
     async def shutdown(self) -> list[str]:
         """End memory sessions (and, if configured, the Redis sessions this process served)."""
-        for task in list(self._releasing):  # locks still waiting for Redis expire by themselves
+        # Writes still waiting for Redis are dropped: a lock expires by itself.
+        for task in list(self._pending):
             task.cancel()
         ended = []
         memory = self.storage.memory

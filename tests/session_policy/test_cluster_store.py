@@ -8,6 +8,7 @@ one slot, the sessions spread over the primaries).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 
 from session_policy import keys
 from session_policy.embedded_cluster import EmbeddedCluster
-from session_policy.redis_client import node_infos
+from session_policy.redis_client import make_client, node_infos
 from tests.session_policy.test_manager import Clock, Service, settings_for, thread_keys
 
 pytestmark = pytest.mark.integration
@@ -160,3 +161,27 @@ async def test_a_script_refuses_a_key_it_did_not_declare(service: Service) -> No
     with pytest.raises(redis.ResponseError, match="undeclared key"):
         await store._end(keys=shard_keys, args=[*head, turn.session_id, 1, 1000, "manual"])
     assert await service.storage.current.sessions.get(turn.session_id) is not None
+
+
+async def test_a_tryagain_that_outlasts_redis_py_is_retried_with_backoff(
+    cluster_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py gives up on a slot being moved after about 0.4 s (`ClusterError: TTL
+    exhausted`); the client tries again with backoff before Redis counts as unavailable."""
+    client = make_client(cluster_url, 1)
+    real = aioredis.RedisCluster._execute_command
+    exhausted = 2
+
+    async def slot_still_moving(self: aioredis.RedisCluster, *args: Any, **kwargs: Any) -> Any:
+        nonlocal exhausted
+        if args[1] == "SET" and exhausted:
+            exhausted -= 1
+            raise redis.exceptions.ClusterError("TTL exhausted.")
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(aioredis.RedisCluster, "_execute_command", slot_still_moving)
+    try:
+        assert await client.set("wa:test:moving", "1", px=10_000)
+        assert exhausted == 0
+    finally:
+        await client.aclose()

@@ -120,38 +120,65 @@ async def test_redis_sessions_survive_a_restart_unless_told(
     await restarted.storage.close()
 
 
-async def test_a_turn_lock_left_by_a_failure_is_released_when_redis_answers(
+class FailingFirst:
+    """`real`, failing its first `left` calls as a primary failing over does."""
+
+    def __init__(self, left: int, real: Callable[..., Awaitable[Any]]) -> None:
+        self.left, self.real = left, real
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.left:
+            self.left -= 1
+            raise redis.ConnectionError("primary failing over")
+        return await self.real(*args, **kwargs)
+
+
+async def test_a_turn_whose_record_failed_is_recorded_when_redis_answers(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failover between taking and releasing the turn lock: the lock is released once
-    Redis answers again, not left to lock the user out (409 or a wait) until it expires."""
+    """Redis fails after the turn is saved in its thread, when the turn is recorded (which
+    also releases the turn lock): it is recorded once Redis answers again, so the count is
+    not lost (the next turn would count the same conversation again) and the lock is not
+    left to lock the user out (409 or a wait) until it expires."""
     svc = Service(settings_for(redis_url), Clock())
     await svc.storage.start()
     store, client = svc.storage.redis_store, svc.storage.client
     assert store is not None
     assert client is not None
-    real_record, real_unlock = store.record_turn, store.unlock
-    failures = {"record_turn": 1, "unlock": 3}
-
-    def failing(name: str, real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if failures[name]:
-                failures[name] -= 1
-                raise redis.ConnectionError("primary failing over")
-            return await real(*args, **kwargs)
-
-        return call
-
-    # Recording the turn (which also releases the lock) fails: the lock is left held.
-    monkeypatch.setattr(store, "record_turn", failing("record_turn", real_record))
-    monkeypatch.setattr(store, "unlock", failing("unlock", real_unlock))
+    record_turn = FailingFirst(3, store.record_turn)
+    monkeypatch.setattr(store, "record_turn", record_turn)
     turn = await svc.chat("mo", "Weather in Rome?")
-    assert turn.storage == "redis"
+    assert (turn.storage, turn.conversation_count, turn.session_status) == ("redis", 1, "active")
     lock = keys.user_lock("mo")
-    assert await client.exists(lock) == 1
+    assert await client.exists(lock) == 1  # held until the record is made
     await wait_for_async(lambda: client.exists(lock), 0)
-    assert failures == {"record_turn": 0, "unlock": 0}
+    assert record_turn.left == 0
     await wait_for(lambda: svc.storage.status == "ok")
     again = await svc.chat("mo", "and tomorrow?")  # not refused as busy
     assert (again.storage, again.session_id) == ("redis", turn.session_id)
+    assert again.conversation_count == 2
+    await svc.storage.close()
+
+
+async def test_a_turn_lock_left_by_a_failure_is_released_when_redis_answers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis fails during the turn (answered again from memory), and again when its Redis
+    turn lock is released: the lock is released once Redis answers."""
+    svc = Service(settings_for(redis_url), Clock())
+    await svc.storage.start()
+    redis_backing, store, client = svc.storage.redis, svc.storage.redis_store, svc.storage.client
+    assert redis_backing is not None
+    assert store is not None
+    assert client is not None
+    saver = redis_backing.checkpointer
+    monkeypatch.setattr(saver, "aput", FailingFirst(1, saver.aput))
+    unlock = FailingFirst(3, store.unlock)
+    monkeypatch.setattr(store, "unlock", unlock)
+    turn = await svc.chat("mo", "Weather in Rome?")
+    assert turn.storage == "memory"
+    lock = keys.user_lock("mo")
+    assert await client.exists(lock) == 1
+    await wait_for_async(lambda: client.exists(lock), 0)
+    assert unlock.left == 0
     await svc.storage.close()
